@@ -1,0 +1,67 @@
+"""PNG figures. matplotlib is imported inside each function (never at import time of tfobj)."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+
+def _rectangle(box, height: int, width: int, colour: str, style: str = "-"):
+    """A matplotlib Rectangle for a normalised (y_min, x_min, y_max, x_max) box, drawn on pixel
+    edges (imshow puts pixel centres at integers, so edges are at -0.5)."""
+    from matplotlib.patches import Rectangle
+
+    y_min, x_min, y_max, x_max = box
+    return Rectangle(
+        (x_min * width - 0.5, y_min * height - 0.5), (x_max - x_min) * width, (y_max - y_min) * height,
+        fill=False, edgecolor=colour, linewidth=1.2, linestyle=style,
+    )
+
+
+def plot_detections(
+    images: np.ndarray,
+    true_boxes: Sequence[np.ndarray],
+    pred_boxes: Sequence[np.ndarray],
+    path: str | Path,
+    title: str = "",
+    columns: int = 4,
+) -> Path:
+    """Saves a grid of images with ground-truth (green, dashed) and predicted (red) boxes.
+
+    Args:
+        images: float `[N, H, W, C]` in [0, 1].
+        true_boxes: per image, `[G_i, 4]` normalised boxes.
+        pred_boxes: per image, `[P_i, 4]` normalised boxes.
+        path: output PNG file.
+        title: figure title.
+        columns: images per row.
+
+    Returns:
+        The path written.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    num = len(images)
+    rows = max(1, -(-num // columns))
+    fig, axes = plt.subplots(rows, columns, figsize=(2.2 * columns, 2.2 * rows + 0.4), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for ax, image, truth, pred in zip(axes.flat, images, true_boxes, pred_boxes):
+        height, width = image.shape[:2]
+        ax.imshow(np.clip(image, 0, 1), interpolation="nearest")
+        for box in truth:
+            ax.add_patch(_rectangle(box, height, width, "lime", "--"))
+        for box in pred:
+            ax.add_patch(_rectangle(box, height, width, "red"))
+        ax.set_title(f"true {len(truth)} / pred {len(pred)}", fontsize=8)
+    fig.suptitle(f"{title}\ngreen dashed: ground truth, red: predicted", fontsize=9)
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path

@@ -83,3 +83,16 @@ def test_bad_file_and_mode(tmp_path):
 def test_to_dict_round_trips():
     config = Outer(train=Inner(steps=3, gate=2.0), seed=1)
     assert from_dict(Outer, to_dict(config)) == config
+
+
+@dataclass(frozen=True)
+class WithFactory:
+    main: Inner = field(default_factory=Inner)
+    other: Inner = field(default_factory=lambda: Inner(steps=9, name="shapes"))
+
+
+def test_partial_table_keeps_the_fields_own_default(tmp_path):
+    path = write(tmp_path, '[quick]\n"other.rate" = 0.5\n')
+    config = load_config(WithFactory, path, mode="quick")
+    assert config.other == Inner(steps=9, name="shapes", rate=0.5)
+    assert config.main == Inner()

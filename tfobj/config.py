@@ -29,13 +29,25 @@ def _is_dataclass_type(tp) -> bool:
     return isinstance(tp, type) and dataclasses.is_dataclass(tp)
 
 
-def _check_value(value: Any, tp: Any, key: str) -> Any:
-    """Returns `value` converted to type annotation `tp`, or raises ValueError naming `key`."""
+def _field_default(field: dataclasses.Field):
+    if field.default is not dataclasses.MISSING:
+        return field.default
+    if field.default_factory is not dataclasses.MISSING:
+        return field.default_factory()
+    return None
+
+
+def _check_value(value: Any, tp: Any, key: str, default: Any = None) -> Any:
+    """Returns `value` converted to type annotation `tp`, or raises ValueError naming `key`.
+
+    A table for a nested dataclass is merged into `default` (that field's default instance), so a
+    partial table changes only the keys it names.
+    """
     origin = typing.get_origin(tp)
     if _is_dataclass_type(tp):
         if not isinstance(value, Mapping):
             raise ValueError(f"config key '{key}' must be a table of {tp.__name__} fields; got {value!r}")
-        return from_dict(tp, value, prefix=f"{key}.")
+        return from_dict(tp, value, prefix=f"{key}.", base=default)
     if origin in (typing.Union, types.UnionType):
         options = typing.get_args(tp)
         if value is None and type(None) in options:
@@ -76,26 +88,31 @@ def _check_value(value: Any, tp: Any, key: str) -> Any:
     return value
 
 
-def from_dict(cls: type[T], values: Mapping[str, Any], prefix: str = "") -> T:
+def from_dict(cls: type[T], values: Mapping[str, Any], prefix: str = "", base: T | None = None) -> T:
     """Builds dataclass `cls` from `values`, rejecting unknown keys and wrong types.
 
     Args:
         cls: a (frozen) dataclass type; nested dataclass fields take nested tables.
         values: mapping from field names to values (as read from TOML).
         prefix: dotted path of `values` inside the whole config, for error messages.
+        base: the instance whose values are kept for keys not in `values` (default: `cls()`'s
+            field defaults).
 
     Raises:
         ValueError: an unknown key (the message lists the valid ones) or a value of the wrong type.
     """
     hints = typing.get_type_hints(cls)
-    names = [f.name for f in dataclasses.fields(cls)]
-    unknown = sorted(set(values) - set(names))
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(values) - set(fields))
     if unknown:
         raise ValueError(
-            f"unknown config key(s) {[prefix + k for k in unknown]}; valid keys of {cls.__name__} are {names}"
+            f"unknown config key(s) {[prefix + k for k in unknown]}; valid keys of {cls.__name__} are {list(fields)}"
         )
-    kwargs = {name: _check_value(value, hints[name], prefix + name) for name, value in values.items()}
-    return cls(**kwargs)
+    kwargs = {}
+    for name, value in values.items():
+        default = getattr(base, name) if base is not None else _field_default(fields[name])
+        kwargs[name] = _check_value(value, hints[name], prefix + name, default)
+    return dataclasses.replace(base, **kwargs) if base is not None else cls(**kwargs)
 
 
 def to_dict(config) -> dict:

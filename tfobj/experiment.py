@@ -21,7 +21,8 @@ log = logging.getLogger(__name__)
 # distance, which lies in [0, 3] for images in [0, 1].
 ORIGINAL_THRESHOLD_GRID = tuple(float(v) for v in np.round(np.linspace(0.0001, 3.0001, 52), 4))
 
-SHAPES_PALETTE = data.SHAPES_PALETTE
+# Scattered Shapes' six saturated colours: ConnComp splits components by nearest palette colour.
+SHAPES_PALETTE = tuple(tuple(float(v) for v in colour) for colour in data.PALETTE)
 
 
 @dataclass(frozen=True)

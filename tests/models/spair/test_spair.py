@@ -1,0 +1,144 @@
+"""SPAIR model: output contract, loss bookkeeping, raster-order lateral context, schedules, errors."""
+import numpy as np
+import pytest
+import tensorflow as tf
+import keras
+
+from tfobj.models.spair.spair import LOSS_KEYS, SPAIR
+from tfobj.models.spair.spair_config import SPAIRConfig
+from tfobj.training.callbacks import SPAIRSchedule
+
+SMALL = SPAIRConfig(backbone_filters=16, backbone_features=12, cell_hidden=(16, 16), passthrough_features=8,
+                    encoder_hidden=(32, 16), decoder_hidden=(16, 32), num_what=6)
+
+
+@pytest.fixture(scope="module")
+def model():
+    spair = SPAIR(SMALL, seed=1)
+    spair(np.zeros((1, 48, 48, 3), np.float32))
+    return spair
+
+
+def images(batch, size=48, seed=0):
+    return np.random.default_rng(seed).random((batch, size, size, 3)).astype(np.float32)
+
+
+@pytest.mark.parametrize("size, cells", [(48, 16), (96, 64), (36, 9)])
+def test_output_contract(model, size, cells):
+    out = model(images(2, size), training=True)
+    a = SMALL.num_what
+    expected = {"reconstruction": (2, size, size, 3), "boxes": (2, cells, 4), "z_pres": (2, cells),
+                "scores": (2, cells), "z_what": (2, cells, a), "z_depth": (2, cells), "num_objects": (2,),
+                "appearance": (2, cells, 14, 14, 3), "alpha": (2, cells, 14, 14, 1)}
+    for key, shape in expected.items():
+        assert tuple(out[key].shape) == shape, key
+        assert out[key].dtype == tf.float32
+        assert np.all(np.isfinite(out[key].numpy())), key
+    recon = out["reconstruction"].numpy()
+    assert recon.min() >= 0 and recon.max() <= 1
+
+
+def test_posterior_mode_is_deterministic_and_hard(model):
+    x = images(3)
+    first, second = model(x, training=False), model(x, training=False)
+    np.testing.assert_array_equal(first["reconstruction"].numpy(), second["reconstruction"].numpy())
+    z_pres = first["z_pres"].numpy()
+    assert set(np.unique(z_pres)) <= {0.0, 1.0}
+    # In the posterior mode z_pres = 1 iff the pres probability exceeds 0.5.
+    np.testing.assert_array_equal(z_pres, (first["scores"].numpy() > 0.5).astype(np.float32))
+    np.testing.assert_array_equal(first["num_objects"].numpy(), z_pres.sum(1))
+
+
+def test_relaxed_pres_when_sampling_in_training(model):
+    z_pres = model(images(4), training=True)["z_pres"].numpy()
+    assert np.any((z_pres > 0) & (z_pres < 1))
+
+
+def test_cell_posteriors_depend_only_on_processed_neighbours(model):
+    """Raster order with lateral context: cell k's z_pres logit depends on the noise (hence the
+    sampled latents) of its processed neighbours, never on cells after it."""
+    x = tf.constant(images(1))
+    features = model.backbone(x)
+    noise = {key: tf.Variable(tf.random.normal([1, 16, size])) for key, size in
+             (("where", 4), ("what", SMALL.num_what), ("depth", 1), ("pres", 1))}
+    target = 5  # cell (1, 1): neighbours 0 (1-1, 1-1), 1, 2 and 4
+    with tf.GradientTape() as tape:
+        cells = model.cell_encoder(x, features, noise, tf.constant(False), tf.constant(1.0), tf.constant(0.0))
+        logit = cells["pres_logits"][0, target, 0]
+    grad = tape.gradient(logit, noise["what"]).numpy()[0]  # [16, A]
+    influence = np.abs(grad).sum(-1)
+    assert np.all(influence[target + 1:] == 0), "later cells must not influence earlier ones"
+    assert influence[target] > 0  # its own z_what feeds its pres net
+    for neighbour in (0, 1, 2, 4):
+        assert influence[neighbour] > 0, f"neighbour {neighbour} of cell {target} has no influence"
+    # Cell 3 = (0, 3) is not a neighbour of (1, 1), nor of any of its neighbours (chains 4 <- 0, 1;
+    # 2 <- 1; 1 <- 0): no path.
+    assert influence[3] == 0
+
+
+def test_loss_is_the_sum_of_logged_terms(model):
+    x = images(2)
+    out = model(x, training=True)
+    terms = model.loss_terms(x, out)
+    for key in ("nll", "kl/z_where", "kl/z_what", "kl/z_depth", "kl/z_pres"):
+        assert terms[key].shape == (2,) and np.all(np.isfinite(terms[key].numpy())), key
+    assert np.all(terms["kl/z_where"].numpy() >= 0) and np.all(terms["kl/z_what"].numpy() >= 0)
+    for tracker in model.trackers.values():
+        tracker.reset_state()
+    loss = model.compute_loss(x, None, out)
+    np.testing.assert_allclose(loss.numpy(), np.mean(sum(terms[k].numpy() for k in terms)), rtol=1e-5)
+    np.testing.assert_allclose(model.trackers["loss"].result().numpy(), loss.numpy(), rtol=1e-5)
+
+
+def test_fit_step_updates_every_weight_and_logs_every_term():
+    model = SPAIR(SMALL, seed=2)
+    model.compile(optimizer=keras.optimizers.Adam(1e-3, global_clipnorm=1.0))
+    x = images(4)
+    model(x[:1])
+    before = [w.numpy().copy() for w in model.trainable_weights]
+    history = model.fit(x, batch_size=4, epochs=1, verbose=0)
+    for key in LOSS_KEYS:
+        assert np.isfinite(history.history[key][0]), key
+    changed = [not np.array_equal(b, w.numpy()) for b, w in zip(before, model.trainable_weights)]
+    assert all(changed), [w.path for w, c in zip(model.trainable_weights, changed) if not c]
+
+
+def test_schedule_callback_sets_values_from_the_optimizer_step():
+    model = SPAIR(SMALL, seed=3)
+    model.compile(optimizer=keras.optimizers.Adam(1e-4))
+    model(images(1))
+    model.optimizer.build(model.trainable_variables)
+    callback = SPAIRSchedule()
+    callback.set_model(model)
+    for step, s, wheels in ((0, 1e-6, 1.0), (999, None, 1.0), (1000, None, 0.0), (6000, 0.497, 0.0),
+                            (100000, 0.98765, 0.0)):
+        model.optimizer.iterations.assign(step)
+        callback.on_train_batch_begin(0)
+        if s is not None:
+            np.testing.assert_allclose(float(model.count_prior_s), s, atol=2e-3)
+        assert float(model.wheels) == wheels
+
+
+@pytest.mark.parametrize("bad, message", [
+    (np.zeros((48, 48, 3), np.float32), r"shape \[B, H, W, 3\]"),
+    (np.zeros((1, 48, 48, 1), np.float32), "3 channels"),
+    (np.zeros((1, 50, 48, 3), np.float32), "H must be a positive multiple of 12"),
+    (np.zeros((1, 48, 48, 3), np.int32), "must be float"),
+])
+def test_bad_shapes_and_dtypes(model, bad, message):
+    with pytest.raises(ValueError, match=message):
+        model(bad)
+
+
+@pytest.mark.parametrize("value, message", [(np.nan, "NaN or Inf"), (1.5, "value > 1"), (-0.1, "value < 0")])
+def test_bad_values(model, value, message):
+    x = images(1)
+    x[0, 3, 3, 0] = value
+    with pytest.raises(tf.errors.InvalidArgumentError, match=message):
+        model(x)
+
+
+def test_config_round_trip():
+    model = SPAIR(SMALL, seed=4)
+    clone = SPAIR.from_config(model.get_config())
+    assert clone.config == SMALL and clone.seed == 4

@@ -1,0 +1,1 @@
+"""Keras layers shared by two or more tfobj models."""

@@ -1,0 +1,1 @@
+"""Training plumbing: schedules and Keras callbacks."""

@@ -93,7 +93,7 @@ def test_loss_is_the_sum_of_logged_terms(model):
 def test_fit_step_updates_every_weight_and_logs_every_term():
     model = SPAIR(SMALL, seed=2)
     model.compile(optimizer=keras.optimizers.Adam(1e-3, global_clipnorm=1.0))
-    x = images(4)
+    x = images(4, size=24)  # a 2x2 grid keeps the traced graph (and the test) small
     model(x[:1])
     before = [w.numpy().copy() for w in model.trainable_weights]
     history = model.fit(x, batch_size=4, epochs=1, verbose=0)

@@ -1,0 +1,56 @@
+"""reproduce/table1.py end to end on a tiny config: table, results.json, PNG, errors."""
+import importlib.util
+import json
+import math
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def table1():
+    spec = importlib.util.spec_from_file_location("table1", ROOT / "reproduce" / "table1.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["table1"] = module  # dataclass type hints are resolved through sys.modules
+    spec.loader.exec_module(module)
+    return module
+
+
+TINY = ["conncomp_detection.num_tune_images=20", "conncomp_detection.num_test_images=20",
+        "conncomp_detection.thresholds=[0.1, 1.0]"]
+
+
+def test_quick_run_writes_table_results_and_figure(table1, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("TFOBJ_CACHE", str(tmp_path / "cache"))
+    out = tmp_path / "out"
+    record = table1.main(["--only", "conncomp_detection", "--out", str(out)] + sum((["--set", s] for s in TINY), []))
+    printed = capsys.readouterr().out
+    assert "Quick mode" in printed and "conncomp_detection.num_test_images: 1000 -> 20" in printed
+    assert "| ConnComp (detection)" in printed and "figure only" in printed
+    saved = json.loads((out / "results.json").read_text())
+    assert saved["mode"] == "quick" and saved["packages"]["tensorflow"]
+    assert saved["config"]["conncomp_detection"]["num_test_images"] == 20
+    row = saved["rows"]["conncomp_detection"]
+    assert 0 <= row["metrics"]["ap"] <= 1 and row["threshold"] in (0.1, 1.0)
+    assert record["rows"]["conncomp_detection"]["metrics"] == row["metrics"]
+    assert (out / "conncomp_detection.png").stat().st_size > 1000
+    assert (out / "table1.md").read_text().count("| ConnComp (detection)") == 2
+
+
+def test_markdown_gap_column(table1):
+    published = {"row": {"system": "S", "benchmark": "B", "source": "src", "metrics": {"ap": 0.5, "mota": math.nan}}}
+    results = {"row": {"threshold": 0.2, "metrics": {"ap": 0.75, "mota": 0.25}}}
+    table = table1.markdown_table(results, published)
+    assert "| ap | 0.750 | 0.500 | +0.250 |" in table
+    assert "| mota | 0.250 | figure only | n/a |" in table
+
+
+def test_unknown_row_and_key_are_rejected(table1, tmp_path):
+    with pytest.raises(SystemExit):
+        table1.main(["--only", "spiar", "--out", str(tmp_path)])
+    with pytest.raises(ValueError, match="unknown config key"):
+        table1.main(["--only", "conncomp_detection", "--set", "conncomp_detection.num_tset_images=3",
+                     "--out", str(tmp_path)])

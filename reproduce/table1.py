@@ -41,6 +41,7 @@ class Table1Config:
     conncomp_tracking_mnist: experiment.ConnCompTrackingExperiment = field(
         default_factory=experiment.ConnCompTrackingExperiment
     )
+    spair: experiment.SPAIRExperiment = field(default_factory=experiment.SPAIRExperiment)
     # SILOT's Scattered Shapes runs: 96x96 frames, the "1-10 shapes" condition, 5 px/frame.
     conncomp_tracking_shapes: experiment.ConnCompTrackingExperiment = field(
         default_factory=lambda: experiment.ConnCompTrackingExperiment(
@@ -50,6 +51,7 @@ class Table1Config:
 
 
 ROWS = {
+    "spair": experiment.run_spair,
     "conncomp_detection": experiment.run_conncomp_detection,
     "conncomp_tracking_mnist": experiment.run_conncomp_tracking,
     "conncomp_tracking_shapes": experiment.run_conncomp_tracking,
@@ -72,16 +74,28 @@ def parse_args(argv=None):
     return args
 
 
+def _flatten(tree: dict, prefix: str = "") -> dict:
+    flat = {}
+    for key, value in tree.items():
+        if isinstance(value, dict):
+            flat.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+def _short(value) -> str:
+    return f"{len(value)} values" if isinstance(value, (list, tuple)) and len(value) > 4 else str(value)
+
+
 def quick_mode_cuts(config: Table1Config, full: Table1Config, rows) -> list[str]:
     """Lines 'row.key: full -> quick' for every value quick mode changes."""
     cuts = []
     for name in rows:
-        quick_row, full_row = to_dict(getattr(config, name)), to_dict(getattr(full, name))
-        for key, value in quick_row.items():
-            if value != full_row[key]:
-                shown = f"{len(value)} values" if isinstance(value, list) and len(value) > 4 else value
-                full_shown = f"{len(full_row[key])} values" if isinstance(full_row[key], list) else full_row[key]
-                cuts.append(f"{name}.{key}: {full_shown} -> {shown}")
+        quick_row = _flatten(to_dict(getattr(config, name)), f"{name}.")
+        full_row = _flatten(to_dict(getattr(full, name)), f"{name}.")
+        cuts += [f"{key}: {_short(full_row[key])} -> {_short(value)}"
+                 for key, value in quick_row.items() if value != full_row[key]]
     return cuts
 
 
@@ -97,7 +111,7 @@ def markdown_table(results: dict, published: dict) -> str:
             ours = result["metrics"][metric]
             gap = "n/a" if math.isnan(paper_value) else f"{ours - paper_value:+.3f}"
             lines.append(
-                f"| {paper['system']} (τ = {result['threshold']:.3f}) | {paper['benchmark']} | {metric} "
+                f"| {paper['system']} ({result['setting']}) | {paper['benchmark']} | {metric} "
                 f"| {ours:.3f} | {format_number(paper_value)} | {gap} | {paper['source']} |"
             )
     return "\n".join(lines)
@@ -142,7 +156,7 @@ def main(argv=None) -> dict:
         result = ROWS[name](getattr(config, name))
         examples = result.pop("examples")
         figures.plot_detections(examples["images"], examples["true_boxes"], examples["pred_boxes"],
-                                out / f"{name}.png", title=f"{name} (τ = {result['threshold']:.3f}), test")
+                                out / f"{name}.png", title=f"{name} ({result['setting']}), test")
         results[name] = result
 
     header = f"# tfobj table 1 ({args.mode} mode)\n"

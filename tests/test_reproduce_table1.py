@@ -42,7 +42,7 @@ def test_quick_run_writes_table_results_and_figure(table1, tmp_path, monkeypatch
 
 def test_markdown_gap_column(table1):
     published = {"row": {"system": "S", "benchmark": "B", "source": "src", "metrics": {"ap": 0.5, "mota": math.nan}}}
-    results = {"row": {"threshold": 0.2, "metrics": {"ap": 0.75, "mota": 0.25}}}
+    results = {"row": {"setting": "τ = 0.200", "metrics": {"ap": 0.75, "mota": 0.25}}}
     table = table1.markdown_table(results, published)
     assert "| ap | 0.750 | 0.500 | +0.250 |" in table
     assert "| mota | 0.250 | figure only | n/a |" in table

@@ -10,8 +10,9 @@ reference below, with each column's ratio to the sweep's first row and the dense
       constant; only zero-filling its accumulators and copying the background grow with H*W. The
       dense one grows with H*W.
   (b) K = 4..256 objects at 96 x 96 px, 14 px boxes: both grow with K, the dense one K*H*W.
-  (c) box size 7..56 px at 192 x 192 px, K = 16: the sparse renderer grows with the box area; the
-      dense one is constant (it already pays for every pixel).
+  (c) box size 7..56 px at 192 x 192 px, K = 16: the sparse renderer grows with the box area (the
+      box grown by half a texel, box/28 px, per side); the dense one is constant (it already pays
+      for every pixel).
 
 `--xla` also times the sparse renderer under `tf.function(jit_compile=True)`: XLA treats the
 data-dependent pair count as a compile-time constant, so each call with new box values recompiles;
@@ -38,7 +39,9 @@ SPRITE = 14  # texels per side, as SPAIR's 14 x 14 object glimpses
 
 
 def dense_render_sprites(background, appearance, alpha, boxes, z_pres, z_depth):
-    """Algorithm 1 evaluated for every object at every pixel ([B, K, H, W] work), float32."""
+    """Algorithm 1 evaluated for every object at every pixel ([B, K, H, W] work), float32, with the
+    same edge convention (CONTAINS: -1 < u < h, -1 < v < w; out-of-grid taps read 0 for alpha and the
+    background for colour)."""
     batch, height, width, channels = (tf.shape(background)[i] for i in range(4))
     sprite_h, sprite_w = tf.shape(appearance)[2], tf.shape(appearance)[3]
     hf, wf = tf.cast(height, tf.float32), tf.cast(width, tf.float32)
@@ -46,18 +49,28 @@ def dense_render_sprites(background, appearance, alpha, boxes, z_pres, z_depth):
     box_h, box_w = boxes[..., 2] * hf - top, boxes[..., 3] * wf - left
     yc = tf.cast(tf.range(height), tf.float32) + 0.5  # [H]
     xc = tf.cast(tf.range(width), tf.float32) + 0.5  # [W]
-    inside_y = (yc >= top[..., None]) & (yc < (top + box_h)[..., None])  # [B, K, H]
-    inside_x = (xc >= left[..., None]) & (xc < (left + box_w)[..., None])  # [B, K, W]
-    mask = tf.cast(inside_y[..., :, None] & inside_x[..., None, :], tf.float32)[..., None]  # [B, K, H, W, 1]
     safe_h = tf.where(box_h > 0, box_h, 1.0)
     safe_w = tf.where(box_w > 0, box_w, 1.0)
     shf, swf = tf.cast(sprite_h, tf.float32), tf.cast(sprite_w, tf.float32)
-    u = tf.clip_by_value((yc - top[..., None]) / safe_h[..., None] * shf - 0.5, 0.0, shf - 1.0)  # [B, K, H]
-    v = tf.clip_by_value((xc - left[..., None]) / safe_w[..., None] * swf - 0.5, 0.0, swf - 1.0)  # [B, K, W]
+    u = (yc - top[..., None]) / safe_h[..., None] * shf - 0.5  # [B, K, H]
+    v = (xc - left[..., None]) / safe_w[..., None] * swf - 0.5  # [B, K, W]
+    inside_y = (u > -1) & (u < shf) & (box_h > 0)[..., None]
+    inside_x = (v > -1) & (v < swf) & (box_w > 0)[..., None]
+    mask = tf.cast(inside_y[..., :, None] & inside_x[..., None, :], tf.float32)[..., None]  # [B, K, H, W, 1]
     u0f, v0f = tf.floor(u), tf.floor(v)
-    du, dv = (u - u0f)[..., :, None, None], (v - v0f)[..., None, :, None]
+    du, dv = u - u0f, v - v0f
     u0, v0 = tf.cast(u0f, tf.int32), tf.cast(v0f, tf.int32)
-    u1, v1 = tf.minimum(u0 + 1, sprite_h - 1), tf.minimum(v0 + 1, sprite_w - 1)
+
+    def axis_taps(i0, frac, size):  # clamped indices and weights with out-of-grid taps zeroed
+        i1 = i0 + 1
+        w0 = tf.where((i0 >= 0) & (i0 < size), 1 - frac, 0.0)
+        w1 = tf.where((i1 >= 0) & (i1 < size), frac, 0.0)
+        return tf.clip_by_value(i0, 0, size - 1), tf.clip_by_value(i1, 0, size - 1), w0, w1
+
+    u0, u1, wu0, wu1 = axis_taps(u0, du, sprite_h)
+    v0, v1, wv0, wv1 = axis_taps(v0, dv, sprite_w)
+    wu0, wu1 = wu0[..., :, None, None], wu1[..., :, None, None]
+    wv0, wv1 = wv0[..., None, :, None], wv1[..., None, :, None]
     texels = tf.reshape(tf.concat([appearance, alpha], -1), tf.stack([batch, -1, sprite_h * sprite_w, channels + 1]))
 
     def tap(ui, vi):  # [B, K, H, W, C + 1]
@@ -65,14 +78,30 @@ def dense_render_sprites(background, appearance, alpha, boxes, z_pres, z_depth):
         return tf.reshape(tf.gather(texels, tf.reshape(index, tf.stack([batch, -1, height * width])), batch_dims=2),
                           tf.stack([batch, -1, height, width, channels + 1]))
 
-    sample = (tap(u0, v0) * (1 - dv) + tap(u0, v1) * dv) * (1 - du) + (tap(u1, v0) * (1 - dv) + tap(u1, v1) * dv) * du
+    sample = (tap(u0, v0) * wv0 + tap(u0, v1) * wv1) * wu0 + (tap(u1, v0) * wv0 + tap(u1, v1) * wv1) * wu1
+    coverage = (wu0 + wu1) * (wv0 + wv1)
+    colour = sample[..., :-1] + (1 - coverage) * background[:, None]  # background padding
     a = sample[..., -1:] * z_pres[..., None, None, None] * mask
     g = a * tf.sigmoid(-z_depth)[..., None, None, None]
-    mixed = a * sample[..., :-1] + (1 - a) * background[:, None]
+    mixed = a * colour + (1 - a) * background[:, None]
     weighted_sum = tf.reduce_sum(g * mixed, axis=1)
     normalizer = tf.reduce_sum(g, axis=1)
     written = normalizer != 0
     return tf.where(written, weighted_sum / tf.where(written, normalizer, 1.0), background)
+
+
+def sparse_pair_count(boxes, size):
+    """Number of (object, pixel) pairs the sparse renderer enumerates: per axis the pixels with
+    -1 < u < SPRITE, i.e. centres strictly within the box grown by half a texel, clipped to the image."""
+    px = boxes.numpy().astype(np.float64) * size
+    total = 0
+    for lo_px, hi_px in ((px[..., 0], px[..., 2]), (px[..., 1], px[..., 3])):
+        half = (hi_px - lo_px) / (2 * SPRITE)
+        first = np.clip(np.floor(lo_px - half - 0.5) + 1, 0, size)
+        last = np.clip(np.ceil(hi_px + half - 0.5), 0, size)
+        count = np.maximum(last - first, 0)
+        total = count if isinstance(total, int) else total * count
+    return int(total.sum())
 
 
 def make_inputs(batch, size, num_objects, box_px, seed=0):
@@ -129,7 +158,7 @@ def sweep(title, param_name, settings, methods, batch, repeats):
             row[name] = time_call(fn, args, repeats)
             first.setdefault(name, row[name])
         cells = " | ".join(f"{row[n]:9.2f} ms (x{row[n] / first[n]:5.2f})" for n in names)
-        sparse_pairs = batch * k * box * box
+        sparse_pairs = sparse_pair_count(args[3], size)  # boxes grown by half a texel per side
         dense_pairs = batch * k * size * size
         print(f"{value:>12} {sparse_pairs:>13,} {dense_pairs:>12,} | {cells} | "
               f"{row['dense fwd'] / row['sparse fwd']:14.1f}x {row['dense fwd+bwd'] / row['sparse fwd+bwd']:7.1f}x")

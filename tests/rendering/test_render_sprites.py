@@ -1,5 +1,6 @@
-"""render_sprites against a plain-numpy transcription of SPAIR's Algorithm 1, plus properties,
-gradients, tf.function / XLA, mixed precision and input validation."""
+"""render_sprites against a plain-numpy transcription of SPAIR's Algorithm 1 with the original
+kernel's edge convention, plus properties, gradients, tf.function / XLA, mixed precision and input
+validation."""
 import math
 
 import keras
@@ -8,39 +9,49 @@ import pytest
 import tensorflow as tf
 
 from tfobj.rendering import RenderSprites, render_sprites
+from tfobj.rendering.render_sprites import _pixel_range, _sprite_coordinate
 
 # ----------------------------------------------------------------------------- reference
+# Written from the rule (module docstring / auto_yolo render_sprites_ops.cc), not from the TF code:
+#   u = (y_c - y_min*H) / ((y_max - y_min)*H) * h - 0.5 (texel i centred at u = i), likewise v;
+#   CONTAINS iff -1 < u < h and -1 < v < w (strict);
+#   bilinear with per-tap validity: alpha / gamma taps outside the grid read 0, colour taps bg[y, x].
 
 
 def _sigmoid(x):
     return 1.0 / (1.0 + np.exp(-x))
 
 
-def reference_contains(box, y, x, height, width) -> bool:
-    """CONTAINS(b, (y, x)): the centre of pixel (y, x) lies in the half-open box in pixel units."""
+def reference_sprite_coords(box, y, x, height, width, h, w):
     y_min, x_min, y_max, x_max = box
-    yc, xc = y + 0.5, x + 0.5
-    return y_min * height <= yc < y_max * height and x_min * width <= xc < x_max * width
-
-
-def reference_interpolate(box, value_map, y, x, height, width) -> np.ndarray:
-    """INTERPOLATE(b, v, (y, x)): the sprite's texels tile the box (half-pixel centres); bilinear
-    interpolation with the sprite coordinates clamped to the texel grid (edge replicate)."""
-    y_min, x_min, y_max, x_max = box
-    h, w = value_map.shape[:2]
     u = ((y + 0.5) - y_min * height) / ((y_max - y_min) * height) * h - 0.5
     v = ((x + 0.5) - x_min * width) / ((x_max - x_min) * width) * w - 0.5
-    u = min(max(u, 0.0), h - 1.0)
-    v = min(max(v, 0.0), w - 1.0)
-    i0, j0 = int(math.floor(u)), int(math.floor(v))
-    i1, j1 = min(i0 + 1, h - 1), min(j0 + 1, w - 1)
+    return u, v
+
+
+def reference_contains(box, y, x, height, width, h, w) -> bool:
+    """CONTAINS(b, (y, x)): the pixel centre is within half a texel of the box (-1 < u < h, -1 < v < w).
+    Non-finite, empty and inverted boxes contain nothing (tfobj's API; the original never has them)."""
+    y_min, x_min, y_max, x_max = box
+    if not np.all(np.isfinite(box)) or y_max <= y_min or x_max <= x_min:
+        return False
+    u, v = reference_sprite_coords(box, y, x, height, width, h, w)
+    return -1.0 < u < h and -1.0 < v < w
+
+
+def reference_interpolate(box, value_map, y, x, height, width, pad) -> np.ndarray:
+    """INTERPOLATE(b, v, (y, x)): bilinear read at (u, v); each of the four taps that falls outside
+    the texel grid reads `pad` instead (0 for alpha and gamma, the background pixel for colour)."""
+    h, w = value_map.shape[:2]
+    u, v = reference_sprite_coords(box, y, x, height, width, h, w)
+    i0, j0 = math.floor(u), math.floor(v)
     a, b = u - i0, v - j0
-    return (
-        (1 - a) * (1 - b) * value_map[i0, j0]
-        + (1 - a) * b * value_map[i0, j1]
-        + a * (1 - b) * value_map[i1, j0]
-        + a * b * value_map[i1, j1]
-    )
+    total = 0.0
+    for i, wi in ((i0, 1 - a), (i0 + 1, a)):
+        for j, wj in ((j0, 1 - b), (j0 + 1, b)):
+            tap = value_map[i, j] if (0 <= i < h and 0 <= j < w) else pad
+            total = total + wi * wj * tap
+    return total
 
 
 def reference_render(background, appearance, alpha, boxes, z_pres, z_depth) -> np.ndarray:
@@ -49,20 +60,21 @@ def reference_render(background, appearance, alpha, boxes, z_pres, z_depth) -> n
         np.asarray(a, np.float64) for a in (background, appearance, alpha, boxes, z_pres, z_depth)
     )
     num_images, height, width, _ = background.shape
-    num_objects = boxes.shape[1]
+    num_objects, h, w = appearance.shape[1:4]
     out = background.copy()
     for n in range(num_images):
         alpha_tilde = [alpha[n, k] * z_pres[n, k] for k in range(num_objects)]
         gamma = [alpha[n, k] * z_pres[n, k] * _sigmoid(-z_depth[n, k]) for k in range(num_objects)]
         for y in range(height):
             for x in range(width):
+                bg = background[n, y, x]
                 n_writes, weighted_sum, normalizer = 0, 0.0, 0.0
                 for k in range(num_objects):
-                    if reference_contains(boxes[n, k], y, x, height, width):
-                        a = reference_interpolate(boxes[n, k], alpha_tilde[k], y, x, height, width)
-                        g = reference_interpolate(boxes[n, k], gamma[k], y, x, height, width)
-                        o = reference_interpolate(boxes[n, k], appearance[n, k], y, x, height, width)
-                        o = a * o + (1 - a) * background[n, y, x]
+                    if reference_contains(boxes[n, k], y, x, height, width, h, w):
+                        a = reference_interpolate(boxes[n, k], alpha_tilde[k], y, x, height, width, pad=0.0)
+                        g = reference_interpolate(boxes[n, k], gamma[k], y, x, height, width, pad=0.0)
+                        o = reference_interpolate(boxes[n, k], appearance[n, k], y, x, height, width, pad=bg)
+                        o = a * o + (1 - a) * bg
                         n_writes += 1
                         weighted_sum = weighted_sum + g * o
                         normalizer = normalizer + g
@@ -78,13 +90,19 @@ BOX_KINDS = ("inside", "inside", "partial", "outside", "tiny_hit", "tiny", "huge
 
 
 def _far_from_pixel_centres(values_px) -> bool:
-    """True if no box edge (in pixels) is within 1e-3 px of a pixel centre, so that float32 and the
-    float64 reference agree on CONTAINS."""
+    """True if no value (in pixels) is within 1e-3 px of a pixel centre."""
     frac = np.abs((np.asarray(values_px) - 0.5) - np.round(np.asarray(values_px) - 0.5))
     return bool(np.all(frac > 1e-3))
 
 
-def _random_box(rng, kind, height, width):
+def _fringe_edges_px(box, height, width, sprite_h, sprite_w):
+    """The CONTAINS limits (u = -1, u = h, v = -1, v = w) in pixels: the box grown by half a texel."""
+    top, left, bottom, right = box * np.array([height, width, height, width])
+    half_h, half_w = (bottom - top) / (2 * sprite_h), (right - left) / (2 * sprite_w)
+    return np.array([top - half_h, left - half_w, bottom + half_h, right + half_w])
+
+
+def _random_box(rng, kind, height, width, sprite_h, sprite_w):
     while True:
         if kind == "inside":
             size = rng.uniform(0.15, 0.55, 2)
@@ -123,7 +141,11 @@ def _random_box(rng, kind, height, width):
             return np.zeros(4)
         else:
             raise AssertionError(kind)
-        if _far_from_pixel_centres(box * np.array([height, width, height, width])):
+        # Keep the CONTAINS limits (u = -1, u = h) away from pixel centres, so float32 and float64
+        # agree on CONTAINS and +-eps finite differences do not cross them (alpha' -> 0 there, so a
+        # crossing would only be a kink, but avoiding it keeps the checks clean).
+        box32 = box.astype(np.float32).astype(np.float64)
+        if _far_from_pixel_centres(_fringe_edges_px(box32, height, width, sprite_h, sprite_w)):
             return box
 
 
@@ -135,7 +157,8 @@ def random_inputs(seed, batch, height, width, channels, num_objects, sprite_h, s
     alpha[alpha < 0.15] = 0.0  # fully transparent texels
     alpha[alpha > 0.85] = 1.0  # opaque texels
     kinds = [BOX_KINDS[(n * 3 + k) % len(BOX_KINDS)] for n in range(batch) for k in range(num_objects)]
-    boxes = np.array([_random_box(rng, kind, height, width) for kind in kinds]).reshape(batch, num_objects, 4)
+    boxes = np.array([_random_box(rng, kind, height, width, max(sprite_h, 1), max(sprite_w, 1)) for kind in kinds])
+    boxes = boxes.reshape(batch, num_objects, 4)
     z_pres = rng.choice([0.0, 1.0, 0.3, 0.7], size=(batch, num_objects), p=[0.2, 0.4, 0.2, 0.2])
     z_pres[np.array([kind == "zero" for kind in kinds], bool).reshape(batch, num_objects)] = 0.0
     z_depth = rng.normal(0.0, 2.0, (batch, num_objects))
@@ -175,6 +198,7 @@ def test_reference_inputs_exercise_every_case():
     """Guards the test data itself: the random inputs really contain the promised situations."""
     background, appearance, alpha, boxes, z_pres, z_depth = random_inputs(*CASES["rgb_batch3_nonsquare"], dtype=np.float64)
     _, height, width, _ = background.shape
+    h, w = appearance.shape[2:4]
     px = boxes * np.array([height, width, height, width])
     box_h, box_w = px[..., 2] - px[..., 0], px[..., 3] - px[..., 1]
     assert np.any((box_h > 0) & (box_h < 1) & (box_w > 0) & (box_w < 1))  # tiny
@@ -183,13 +207,18 @@ def test_reference_inputs_exercise_every_case():
     assert np.any((box_h < 0) | (box_w < 0))  # degenerate
     assert np.any((z_pres > 0) & (z_pres < 1)) and np.any(z_pres == 0)
     coverage = np.zeros((boxes.shape[0], height, width), int)
+    fringe_pairs = 0  # (object, pixel) pairs outside the box but within the half-texel fringe
     for n in range(boxes.shape[0]):
         for k in range(boxes.shape[1]):
             for y in range(height):
                 for x in range(width):
-                    coverage[n, y, x] += reference_contains(boxes[n, k], y, x, height, width)
+                    if reference_contains(boxes[n, k], y, x, height, width, h, w):
+                        coverage[n, y, x] += 1
+                        u, v = reference_sprite_coords(boxes[n, k], y, x, height, width, h, w)
+                        fringe_pairs += u < -0.5 or u > h - 0.5 or v < -0.5 or v > w - 0.5
     assert coverage.max() >= 3  # overlaps
     assert np.any(coverage == 0)  # uncovered pixels
+    assert fringe_pairs >= 10
 
 
 # ----------------------------------------------------------------------------- properties
@@ -209,29 +238,66 @@ def test_all_absent_is_background_exactly_with_finite_gradients():
         assert np.all(np.isfinite(grad.numpy())), name
 
 
-def test_pixel_centre_rule_on_exact_edges():
-    """Half-open CONTAINS: an edge exactly on a pixel centre includes that pixel at the top/left and
-    excludes it at the bottom/right (H, W powers of two so the edges are exact in float32)."""
-    height, width = 16, 8
-    background = np.zeros((1, height, width, 1), np.float32)
-    appearance = np.ones((1, 1, 2, 2, 1), np.float32)
-    alpha = np.ones((1, 1, 2, 2, 1), np.float32)
-    boxes = np.array([[[3.5 / height, 1.5 / width, 7.5 / height, 4.5 / width]]], np.float32)
-    out = render_sprites(background, appearance, alpha, boxes, np.ones((1, 1), np.float32), np.zeros((1, 1), np.float32))
-    covered = out.numpy()[0, :, :, 0] > 0
-    expected = np.zeros((height, width), bool)
-    expected[3:7, 1:4] = True
-    np.testing.assert_array_equal(covered, expected)
-    np.testing.assert_array_equal(out.numpy(), reference_render(background, appearance, alpha, boxes, np.ones((1, 1)), np.zeros((1, 1))))
+def _brute_force_range(start, end, sprite_size, image_size):
+    """Pixels r in [0, image_size) with -1 < u(r) < sprite_size, u evaluated per pixel by the same
+    `_sprite_coordinate` the renderer uses per (object, pixel) pair."""
+    rows = tf.range(image_size, dtype=tf.float32)[None, :]
+    u = _sprite_coordinate(rows, start[:, None], (end - start)[:, None], sprite_size).numpy()
+    return (u > -1.0) & (u < sprite_size)
+
+
+def test_pixel_range_is_exact_at_the_fringe_boundaries():
+    """The per-object pixel range equals {r : -1 < u(r) < n} with strict inequalities: a pixel whose
+    centre is exactly half a texel outside the box edge (u = -1 or u = n) is not contained, one an ulp
+    closer is. Also random boxes whose limits fall within a few ulps of pixel centres, and boxes far
+    smaller than a pixel (where the closed form and the per-pixel test round differently)."""
+    image = 16
+    # Exact case (powers of two): box rows [4.5, 8.5) px, sprite n = 2 -> half a texel = 1 px, so
+    # u(3) = -1 and u(9) = 2 exactly: rows 4..8.
+    lo, count = _pixel_range(tf.constant([4.5]), tf.constant([8.5]), 2.0, float(image), tf.constant([True]))
+    assert (int(lo[0]), int(count[0])) == (4, 5)
+    down, up = np.nextafter(np.float32(4.5), np.float32(0)), np.nextafter(np.float32(8.5), np.float32(99))
+    lo, count = _pixel_range(tf.constant([down]), tf.constant([up]), 2.0, float(image), tf.constant([True]))
+    assert (int(lo[0]), int(count[0])) == (3, 7)  # u(3) and u(9) now just inside (-1, 2)
+
+    rng = np.random.default_rng(5)
+    starts, ends, sizes = [], [], []
+    for n in (1, 2, 3, 5, 14):
+        for _ in range(300):
+            size = rng.choice([rng.uniform(0.1, 20.0), rng.uniform(1e-7, 1e-3), float(rng.integers(1, 9))])
+            # Put a limit (u = -1 or u = n) on, or a few ulps off, a pixel centre.
+            centre = rng.integers(-2, image + 2) + 0.5
+            limit_offset = size / (2 * n)
+            start = centre + limit_offset if rng.random() < 0.5 else centre - size - limit_offset
+            start = np.float32(start)
+            for _ in range(rng.integers(-3, 4)):
+                start = np.nextafter(start, np.float32(np.inf if rng.random() < 0.5 else -np.inf))
+            starts.append(start)
+            ends.append(np.float32(start + np.float32(size)))
+            sizes.append(n)
+    starts, ends, sizes = np.array(starts, np.float32), np.array(ends, np.float32), np.array(sizes)
+    for n in np.unique(sizes):
+        sel = sizes == n
+        start, end = tf.constant(starts[sel]), tf.constant(ends[sel])
+        lo, count = (t.numpy() for t in _pixel_range(start, end, float(n), float(image), tf.ones_like(start, tf.bool)))
+        expected = _brute_force_range(start, end, float(n), image)
+        got = (np.arange(image)[None, :] >= lo[:, None]) & (np.arange(image)[None, :] < (lo + count)[:, None])
+        np.testing.assert_array_equal(got, expected, err_msg=f"n = {n}")
+        assert expected.any(axis=1).mean() > 0.5  # most cases touch the image
+    # Invalid boxes get empty ranges whatever their coordinates.
+    lo, count = _pixel_range(tf.constant([2.0, np.nan]), tf.constant([6.0, 3.0]), 2.0, 16.0, tf.constant([False, False]))
+    assert list(count.numpy()) == [0, 0]
 
 
 @pytest.mark.parametrize("sprite_hw", [(6, 10), (3, 5), (4, 7)])
-def test_single_opaque_object_reproduces_resized_appearance(sprite_hw):
-    """alpha = 1, z_pres = 1, box on whole pixels: the box shows the sprite resized with
-    tf.image.resize(bilinear, half-pixel centres) - the identity when the sizes match - and the rest
-    of the image is the background."""
+def test_opaque_object_interior_reproduces_resized_appearance(sprite_hw):
+    """alpha = 1, z_pres = 1, box on whole pixels: pixels whose bilinear taps all lie in the texel grid
+    (0 <= u <= h - 1, 0 <= v <= w - 1) show the sprite resized with tf.image.resize(bilinear,
+    half-pixel centres) - the identity when the sizes match; pixels outside the half-texel fringe
+    (u <= -1 or u >= h, likewise v) are the background exactly; the band between is partly transparent."""
     height, width, channels = 20, 28, 3
     rows, cols = (4, 10), (9, 19)  # rows 4..9, cols 9..18 inclusive: a 6 x 10 pixel box
+    h, w = sprite_hw
     rng = np.random.default_rng(7)
     background = rng.random((1, height, width, channels)).astype(np.float32)
     appearance = rng.random((1, 1) + sprite_hw + (channels,)).astype(np.float32)
@@ -239,18 +305,58 @@ def test_single_opaque_object_reproduces_resized_appearance(sprite_hw):
     boxes = np.array([[[rows[0] / height, cols[0] / width, rows[1] / height, cols[1] / width]]], np.float32)
     out = render_sprites(background, appearance, alpha, boxes, np.ones((1, 1), np.float32), np.full((1, 1), 0.3, np.float32)).numpy()
     box_px = (rows[1] - rows[0], cols[1] - cols[0])
-    resized = tf.image.resize(appearance[0], box_px, method="bilinear", antialias=False).numpy()[0]
+    resized = np.zeros((height, width, channels), np.float32)
+    resized[rows[0]:rows[1], cols[0]:cols[1]] = tf.image.resize(appearance[0], box_px, method="bilinear", antialias=False).numpy()[0]
     if sprite_hw == box_px:
-        np.testing.assert_allclose(resized, appearance[0, 0], atol=1e-6)
-    np.testing.assert_allclose(out[0, rows[0]:rows[1], cols[0]:cols[1]], resized, atol=1e-5)
-    outside = np.ones((height, width), bool)
-    outside[rows[0]:rows[1], cols[0]:cols[1]] = False
-    np.testing.assert_array_equal(out[0][outside], background[0][outside])
+        np.testing.assert_allclose(resized[rows[0]:rows[1], cols[0]:cols[1]], appearance[0, 0], atol=1e-6)
+    u = ((np.arange(height) + 0.5) - rows[0]) / box_px[0] * h - 0.5
+    v = ((np.arange(width) + 0.5) - cols[0]) / box_px[1] * w - 0.5
+    interior = ((u >= 0) & (u <= h - 1))[:, None] & ((v >= 0) & (v <= w - 1))[None, :]
+    contained = ((u > -1) & (u < h))[:, None] & ((v > -1) & (v < w))[None, :]
+    assert interior.sum() >= 4 * 8
+    np.testing.assert_allclose(out[0][interior], resized[interior], atol=1e-5)
+    np.testing.assert_array_equal(out[0][~contained], background[0][~contained])
+    band = contained & ~interior
+    assert band.any() == (sprite_hw != box_px)  # matching sizes: no pixel centre lies in the band
+    # alpha' < 1 exactly in the band: there (only) the pixel depends on the background.
+    other = render_sprites(1.0 - background, appearance, alpha, boxes, np.ones((1, 1), np.float32),
+                           np.full((1, 1), 0.3, np.float32)).numpy()
+    np.testing.assert_allclose(other[0][interior], out[0][interior], atol=1e-6)
+    assert np.all(np.abs(other[0][band] - out[0][band]).max(axis=-1) > 1e-3)
+
+
+def _coverage_1d(u, n):
+    """Sum of the in-grid bilinear weights along one axis: 1 inside [0, n-1], fading linearly to 0 at
+    u = -1 and u = n (the zero-padded read of an all-ones map)."""
+    return np.clip(np.minimum(1.0 + u, n - u), 0.0, 1.0)
+
+
+def test_opaque_white_sprite_fades_over_the_half_texel_band():
+    """White opaque sprite on black: alpha' = W (the in-grid weight) and the colour read is W (white
+    taps, black padding), so the pixel is alpha' o' = W^2 with W = Wu * Wv - 1 well inside the box,
+    1/4 on a pixel centre lying on the box edge (W = 1/2), 0 half a texel outside."""
+    height, width, h, w = 16, 16, 2, 3  # half a texel: 1.5 px vertically, ~1.4 px horizontally
+    top, left, box_h, box_w = 3.5, 2.25, 6.0, 8.5  # row 3's centre is on the top edge (u = -1/2)
+    boxes = np.array([[[top / height, left / width, (top + box_h) / height, (left + box_w) / width]]], np.float32)
+    out = render_sprites(np.zeros((1, height, width, 1), np.float32), np.ones((1, 1, h, w, 1), np.float32),
+                         np.ones((1, 1, h, w, 1), np.float32), boxes, np.ones((1, 1), np.float32),
+                         np.zeros((1, 1), np.float32)).numpy()[0, :, :, 0]
+    u = ((np.arange(height) + 0.5) - top) / box_h * h - 0.5
+    v = ((np.arange(width) + 0.5) - left) / box_w * w - 0.5
+    coverage = _coverage_1d(u, h)[:, None] * _coverage_1d(v, w)[None, :]
+    np.testing.assert_allclose(out, coverage ** 2, atol=1e-6)
+    assert u[3] == -0.5 and out[3, 5] == pytest.approx(0.25)
+    fringe = (coverage > 0) & (coverage < 1)
+    assert fringe.sum() >= 20 and np.all((out[fringe] > 0) & (out[fringe] < 1))
+    assert np.all(out[coverage == 1] == 1.0)
+    # Rows 2 and 10 are drawn (faintly) although their centres are outside the box; rows 1 and 11 are not.
+    assert out[2].max() > 0 and out[10].max() > 0 and out[1].max() == 0 and out[11].max() == 0
 
 
 def test_depth_ordering_lower_depth_dominates_more_as_depths_separate():
     """Two fully overlapping opaque objects (red and blue): the pixel is the convex combination
-    with weights sigmoid(-z_depth); the object with lower depth takes over as the gap grows."""
+    with weights sigmoid(-z_depth); the object with lower depth takes over as the gap grows.
+    (Checked on the box's interior 2 x 2 pixels, 0 <= u <= 1, where alpha' = 1.)"""
     background = np.zeros((1, 8, 8, 3), np.float32)
     appearance = np.zeros((1, 2, 2, 2, 3), np.float32)
     appearance[0, 0, ..., 0] = 1.0  # red
@@ -261,13 +367,47 @@ def test_depth_ordering_lower_depth_dominates_more_as_depths_separate():
     red_share = []
     for gap in [0.0, 0.5, 1.0, 2.0, 4.0, 8.0]:
         z_depth = np.array([[-gap / 2, gap / 2]], np.float32)  # red in front
-        out = render_sprites(background, appearance, alpha, boxes, z_pres, z_depth).numpy()[0, 2:6, 2:6]
+        out = render_sprites(background, appearance, alpha, boxes, z_pres, z_depth).numpy()[0, 3:5, 3:5]
         red_expected = _sigmoid(gap / 2) / (_sigmoid(gap / 2) + _sigmoid(-gap / 2))
         np.testing.assert_allclose(out[..., 0], red_expected, atol=1e-6)
         np.testing.assert_allclose(out[..., 0] + out[..., 2], 1.0, atol=1e-6)
         red_share.append(out[0, 0, 0])
     assert red_share[0] == pytest.approx(0.5)
     assert np.all(np.diff(red_share) > 0) and red_share[-1] > 0.98
+
+
+def test_box_size_gradient_resists_shrinking():
+    """The reason for the edge convention. Target: an opaque white 8 x 8 px square on black. A white
+    opaque sprite (4 x 4 texels) in a box centred on it, 8 px wide and `box_h` px tall, reconstructs it
+    with a squared error. With the box too small (7 px) the loss decreases as the box grows (d loss /
+    d box_h < 0), also confirmed by a finite difference; too large (10 px), it decreases as the box
+    shrinks. (The optimum is near 9 px, a quarter texel per side more than the object: the band renders
+    W^2, see the test above.) With hard box edges and edge-clamped interpolation this gradient was
+    exactly 0 (a uniform sprite renders the same colour at every covered pixel and which pixels are
+    covered is piecewise constant), so nothing in the reconstruction resisted the KL pulling SPAIR's
+    boxes small."""
+    size, h = 16, 4
+    target = np.zeros((1, size, size, 1))
+    target[0, 4:12, 4:12] = 1.0
+    sprite = np.ones((1, 1, h, h, 1))
+
+    def loss_fn(box_h):
+        box_h = tf.convert_to_tensor(box_h, tf.float64)
+        boxes = tf.reshape(tf.stack([8.0 - box_h / 2, tf.constant(4.0, tf.float64), 8.0 + box_h / 2,
+                                     tf.constant(12.0, tf.float64)]) / size, [1, 1, 4])
+        out = render_sprites(tf.zeros((1, size, size, 1), tf.float64), sprite, sprite, boxes,
+                             tf.ones((1, 1), tf.float64), tf.zeros((1, 1), tf.float64))
+        return tf.reduce_sum(tf.square(out - target))
+
+    for box_h, sign in [(7.0, -1.0), (7.6, -1.0), (8.0, -1.0), (10.0, 1.0)]:
+        variable = tf.Variable(box_h, dtype=tf.float64)
+        with tf.GradientTape() as tape:
+            loss = loss_fn(variable)
+        grad = float(tape.gradient(loss, variable))
+        eps = 1e-6
+        numeric = (float(loss_fn(box_h + eps)) - float(loss_fn(box_h - eps))) / (2 * eps)
+        assert grad == pytest.approx(numeric, rel=1e-6), box_h
+        assert sign * grad > 1.0, (box_h, grad)  # not a rounding-level effect: the loss is O(10)
 
 
 # ----------------------------------------------------------------------------- gradients
@@ -293,8 +433,9 @@ def test_gradients_finite_for_every_input_including_empty_normalizer():
 
 
 def test_finite_differences_float64():
-    """Central differences on a smooth point (no box edge within 1e-3 px of a pixel centre, so the
-    set of covered pixels does not change over +-eps). Everything is float64 inside, so eps = 1e-6
+    """Central differences on a smooth point (no CONTAINS limit - box edge +- half a texel - within
+    1e-3 px of a pixel centre, so the set of covered pixels does not change over +-eps; the checked box
+    gradients include the fade across the half-texel band). Everything is float64 inside, so eps = 1e-6
     leaves an O(eps^2) truncation error and ~1e-10 round-off: a 1e-6 tolerance is generous."""
     inputs = random_inputs(*CASES["rgb_many_overlaps"], dtype=np.float64)
     weights = np.random.default_rng(11).random(inputs[0].shape)

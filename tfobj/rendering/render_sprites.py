@@ -11,43 +11,70 @@ then, for every output pixel `(y, x)` and every object whose box CONTAINS the pi
 
 and the pixel is `weighted_sum / normalizer` if `n_writes > 0`, else the background.
 
-Conventions (the paper is silent on them; these are tfobj's, see docs/conventions.md):
+Conventions. The supplement does not say how INTERPOLATE treats the sprite's edge nor exactly which
+pixels CONTAINS selects; where the seed is silent tfobj follows the original code, here the edge
+convention of the original kernel (`auto_yolo` `render_sprites_ops.cc`). Other choices are tfobj's
+(see docs/conventions.md).
 
 * Pixel `(r, c)` has its centre at `(r + 0.5, c + 0.5)` in pixel units; a normalised box
   `(y_min, x_min, y_max, x_max)` is `(y_min * H, x_min * W, y_max * H, x_max * W)` in pixels.
-* CONTAINS: the pixel centre lies in the half-open box `[y_min*H, y_max*H) x [x_min*W, x_max*W)`. So the
-  rows an object touches are the integers `r` with `ceil(y_min*H - 0.5) <= r < ceil(y_max*H - 0.5)`
-  (clipped to the image), and likewise for columns. Boxes with zero or negative height or width
-  contain no pixel; boxes may extend beyond, or lie entirely outside, the image. A box with a NaN or
-  infinite coordinate contains no pixel (NaN comparisons are false; an infinite box would give NaN
-  sprite coordinates), and its gradient is zero.
-* INTERPOLATE: the sprite's `h x w` texels tile the box (align_corners=False, half-pixel centres, the
-  convention of `tf.image.resize(..., "bilinear")`). The pixel centre `y_c` maps to the sprite row
-  coordinate `u = (y_c - y_min*H) / ((y_max - y_min) * H) * h - 0.5` (texel `i` is centred at `u = i`),
-  likewise `v` for columns, and the map is read by bilinear interpolation with `u`, `v` clamped to
-  `[0, h-1] x [0, w-1]` (edge replicate), so an opaque sprite covers its whole box.
+* Sprite coordinates: the sprite's `h x w` texels tile the box (align_corners=False, half-pixel
+  centres, the convention of `tf.image.resize(..., "bilinear")`). The pixel centre `y_c` maps to
+  `u = (y_c - y_min*H) / ((y_max - y_min) * H) * h - 0.5` (texel `i` is centred at `u = i`), likewise
+  `v` for columns with `w`.
+* CONTAINS (original kernel): `-1 < u < h` and `-1 < v < w`, strictly: the box grown by half a texel
+  (`box_h / (2h)` pixels vertically, `box_w / (2w)` horizontally) on every side. The rows an object
+  touches are therefore the integers `r` with `y_min*H - box_h/(2h) < r + 0.5 < y_max*H + box_h/(2h)`
+  (clipped to the image; the range is computed so that it is exactly the set where the floating-point
+  `u` passes the strict test, see `_pixel_range`), likewise columns. Boxes with zero or negative height
+  or width contain no pixel; boxes may extend beyond, or lie entirely outside, the image. A box with a
+  NaN or infinite coordinate (or whose extent overflows) contains no pixel and gets zero gradient.
+* INTERPOLATE (original kernel): bilinear interpolation at `(u, v)` where each of the four taps that
+  falls outside the texel grid (row -1 or h, column -1 or w) reads a pad value: 0 for the alpha map
+  (hence for `alpha~` and `gamma`), the background pixel `bg[y, x]` for the colour, i.e.
+  `o' = sum_{in-grid taps} weight * o + (1 - sum_{in-grid taps} weight) * bg[y, x]`.
 * Empty normaliser: a pixel that no box contains, or whose covering objects all have `gamma' = 0`
-  (e.g. all `z_pres = 0`, or alpha 0 there), is the background exactly. (Algorithm 1 would give 0/0
-  in the second case; the background is also the limit of the formula as `gamma' -> 0`.) Division uses
-  the double-`tf.where` pattern, so gradients are finite there too. (`n_writes` itself is not
-  counted: `n_writes = 0` implies `normalizer = 0`, which already selects the background.)
+  (e.g. all `z_pres = 0`, alpha 0 there, or the pixel on the fringe's limit), is the background
+  exactly. (Algorithm 1 would give 0/0 in the second case; the background is also the limit of the
+  formula as `gamma' -> 0`.) Division uses the double-`tf.where` pattern, so gradients are finite there
+  too. (`n_writes` itself is not counted: `n_writes = 0` implies `normalizer = 0`, which already
+  selects the background.)
+
+Consequences: an opaque sprite is fully opaque (alpha' = 1) on the pixels whose centres are at least
+half a texel inside the box (`0 <= u <= h-1`, `0 <= v <= w-1`), where the result equals the sprite
+resized by `tf.image.resize`; across the one-texel band centred on the box edge alpha' falls linearly
+(per axis) from 1 to 0 (1/2 on the edge itself, 0 half a texel outside), and the colour fades to the
+background the same way, so an opaque white sprite on black renders `W^2` there (`W` = in-grid weight).
+The output is continuous in the box.
+
+Why: this band gives the box edges a gradient from coverage. With taps clamped to the edge texels and
+CONTAINS exactly the box (tfobj's first version), the box's position/size gradient only saw the sprite
+being resampled inside the box, never pixels entering or leaving the covered area; nothing in the
+reconstruction loss resisted the KL pulling boxes small, and SPAIR's boxes shrank into oblivion once
+gradients reached z_where. Now a box smaller than the object it must cover gets a gradient towards
+growing (tests/rendering/test_render_sprites.py::test_box_size_gradient_resists_shrinking). Because
+the band renders `W^2`, the box that best reconstructs a hard-edged object is slightly larger than the
+object (in that test, under a squared error: about a quarter texel per side).
 
 Implementation: the (object, pixel) pairs are enumerated directly (ragged ranges over each object's
-clipped pixel rectangle), the sprites are read by a 4-tap bilinear gather, and
-`tf.math.unsorted_segment_sum` accumulates into the pixels. The division and blend run only on the
-covered pixels (one representative pair per pixel, found with `unsorted_segment_min`), which are then
-written into a copy of the background with `tf.tensor_scatter_nd_update`. The arithmetic therefore
-grows with `sum_k (area of box k in pixels, clipped to the image)`, not with `K * H * W`; what
-remains proportional to the image is zero-filling two `[B*H*W]`-row accumulators and copying the
-background (memory traffic, no per-pixel arithmetic). Because `o' = bg + alpha' * (o - bg)`, the
-accumulation uses the algebraically equal `weighted_sum = sum(gamma' alpha' o) + bg * sum(gamma'
-(1 - alpha'))`, so the background is not gathered per pair. Since `z_pres` and `sigmoid(-z_depth)` are
-per-object scalars and interpolation is linear, `INTERPOLATE(alpha~) = z_pres * INTERPOLATE(alpha)`
-and `INTERPOLATE(gamma) = sigmoid(-z_depth) * INTERPOLATE(alpha~)`; the alpha map is therefore
-interpolated once.
+clipped pixel rectangle, the box plus its half-texel fringe), the sprites are read by a 4-tap bilinear
+gather whose out-of-grid taps get weight 0, and `tf.math.unsorted_segment_sum` accumulates into the
+pixels. The division and blend run only on the covered pixels (one representative pair per pixel,
+found with `unsorted_segment_min`), which are then written into a copy of the background with
+`tf.tensor_scatter_nd_update`. The arithmetic therefore grows with `sum_k (area of box k grown by half
+a texel per side, in pixels, clipped to the image)`, not with `K * H * W`; what remains proportional
+to the image is zero-filling two `[B*H*W]`-row accumulators and copying the background (memory
+traffic, no per-pixel arithmetic). With `S = sum_{in-grid taps} weight * o` (the zero-padded colour
+read) and `W` the in-grid weight, `o' = S + (1 - W) bg` and `alpha' o' + (1 - alpha') bg = alpha' S +
+(1 - alpha' W) bg`, so the accumulation uses `weighted_sum = sum(gamma' alpha' S) + bg * sum(gamma'
+(1 - alpha' W))` and the background is not gathered per pair. Since `z_pres` and `sigmoid(-z_depth)`
+are per-object scalars and interpolation (with zero padding) is linear, `INTERPOLATE(alpha~) = z_pres *
+INTERPOLATE(alpha)` and `INTERPOLATE(gamma) = sigmoid(-z_depth) * INTERPOLATE(alpha~)`; the alpha map
+is therefore interpolated once.
 
 Gradients flow to the background, appearance, alpha, z_pres, z_depth and to the boxes (through the
-bilinear coordinates `u, v`; which pixels a box contains is piecewise constant in the box).
+bilinear coordinates `u, v`, including the fade across the band; which pixels a box contains is
+piecewise constant in the box, but alpha' is 0 at the fringe's limit, so the output is continuous).
 
 Dtypes: everything is computed in float32 (also under a mixed-precision policy: float16 / bfloat16
 inputs are cast up, so the normalisation is in float32) and the result is cast back to the
@@ -167,6 +194,50 @@ def _fmt(shape: tf.TensorShape) -> str:
     return "[" + ", ".join("None" if d is None else str(d) for d in shape.as_list()) + "]"
 
 
+def _sprite_coordinate(pixel, start, size, sprite_size):
+    """Sprite-frame coordinate of the centre of pixel index `pixel` (float) for a box edge `start` and
+    extent `size` in pixels: texel `i` is centred at `i`. The pair loop and the pixel-range search below
+    both call this, so they evaluate the CONTAINS test on bit-identical values."""
+    return (pixel + 0.5 - start) / size * sprite_size - 0.5
+
+
+def _pixel_range(start, end, sprite_size, image_size, valid):
+    """First pixel index and count of the pixels `r` with `-1 < u(r) < sprite_size` (strict), where
+    `u = _sprite_coordinate(r, start, end - start, sprite_size)`, clipped to `[0, image_size)`;
+    count 0 where `valid` is False. All arguments are per-object float vectors except `sprite_size`
+    and `image_size` (float scalars) and `valid` (bool).
+
+    For `size = end - start > 0` the test is `start - size/(2n) < r + 0.5 < end + size/(2n)` (n =
+    `sprite_size`), i.e. `floor(start - size/(2n) - 0.5) + 1 <= r < ceil(end + size/(2n) - 0.5)`. That
+    closed form is rounded differently from `u`, so each end is then moved by at most one pixel to
+    where the floating-point `u` itself changes sides (`u` is non-decreasing in `r` after rounding):
+    the range is exactly the set of pixels the per-pair `u` puts inside the fringe, as long as the closed
+    form is within one pixel of it (checked for float32 box coordinates and sizes up to 1e6 px; beyond
+    ~1e7 px a limit may be off by a pixel where alpha' is ~0). Should the per-pair `u` still land on
+    or outside a limit (e.g. different rounding under XLA), its out-of-grid taps weigh 0, so the pair
+    adds nothing.
+    """
+    size = end - start
+    half_texel = size / (2.0 * sprite_size)
+    lo = tf.math.floor(start - half_texel - 0.5) + 1.0
+    hi = tf.math.ceil(end + half_texel - 0.5)  # exclusive
+
+    def above(r):  # u(r) > -1
+        return _sprite_coordinate(r, start, size, sprite_size) > -1.0
+
+    def below(r):  # u(r) < n
+        return _sprite_coordinate(r, start, size, sprite_size) < sprite_size
+
+    lo = tf.where(above(lo - 1.0), lo - 1.0, tf.where(above(lo), lo, lo + 1.0))
+    hi = tf.where(below(hi), hi + 1.0, tf.where(below(hi - 1.0), hi, hi - 1.0))
+    # Clip in floating point before the integer cast (boxes may be far outside the image); invalid
+    # boxes (NaN/inf, empty, inverted) get an empty range.
+    lo = tf.where(valid, tf.clip_by_value(lo, 0.0, image_size), tf.zeros_like(lo))
+    hi = tf.where(valid, tf.clip_by_value(hi, 0.0, image_size), tf.zeros_like(hi))
+    lo, hi = tf.cast(lo, tf.int32), tf.cast(hi, tf.int32)
+    return lo, tf.maximum(hi - lo, 0)
+
+
 def _render(background, appearance, alpha, boxes, z_pres, z_depth):
     """Algorithm 1 on validated tensors of one float dtype (see the module docstring)."""
     dtype = background.dtype
@@ -177,26 +248,21 @@ def _render(background, appearance, alpha, boxes, z_pres, z_depth):
     num_slots, sprite_h, sprite_w = sprite_shape[1], sprite_shape[2], sprite_shape[3]
     num_objects = batch * num_slots
     height_f, width_f = tf.cast(height, dtype), tf.cast(width, dtype)
+    sprite_h_f, sprite_w_f = tf.cast(sprite_h, dtype), tf.cast(sprite_w, dtype)
 
-    # Per object: the box in pixels and the rectangle of pixel indices whose centres it contains.
-    # A box with a non-finite coordinate renders nothing (it would give NaN sprite coordinates).
+    # Per object: the box in pixels and the rectangle of pixels it CONTAINS (box + half-texel fringe).
+    # A box with a non-finite coordinate or extent, or an empty or inverted one, renders nothing.
     boxes = tf.reshape(boxes, [num_objects, 4])
     finite = tf.reduce_all(tf.math.is_finite(boxes), axis=1)
     boxes = tf.where(finite[:, None], boxes, tf.zeros_like(boxes))
     top, left = boxes[:, 0] * height_f, boxes[:, 1] * width_f
     bottom, right = boxes[:, 2] * height_f, boxes[:, 3] * width_f
     box_h, box_w = bottom - top, right - left
+    valid = finite & (box_h > 0) & (box_w > 0) & tf.math.is_finite(box_h) & tf.math.is_finite(box_w)
 
-    def pixel_range(start, end, size_f):
-        # Integer c with centre c + 0.5 in [start, end)  <=>  ceil(start - 0.5) <= c < ceil(end - 0.5).
-        # Clip in floating point before the integer cast (boxes may be far outside the image).
-        lo = tf.cast(tf.clip_by_value(tf.math.ceil(start - 0.5), 0.0, size_f), index_dtype)
-        hi = tf.cast(tf.clip_by_value(tf.math.ceil(end - 0.5), 0.0, size_f), index_dtype)
-        return lo, tf.maximum(hi - lo, 0)
-
-    row0, num_rows = pixel_range(top, bottom, height_f)
-    col0, num_cols = pixel_range(left, right, width_f)
-    counts = num_rows * num_cols  # zero for empty/inverted boxes, boxes outside the image, non-finite boxes
+    row0, num_rows = _pixel_range(top, bottom, sprite_h_f, height_f, valid)
+    col0, num_cols = _pixel_range(left, right, sprite_w_f, width_f, valid)
+    counts = num_rows * num_cols  # zero for invalid boxes and boxes whose fringe misses the image
 
     # Enumerate the (object, pixel) pairs: pair p belongs to object obj[p] and is its local-th pixel.
     obj = tf.repeat(tf.range(num_objects, dtype=index_dtype), counts)
@@ -206,33 +272,46 @@ def _render(background, appearance, alpha, boxes, z_pres, z_depth):
     rows = tf.gather(row0, obj) + local // pair_cols
     cols = tf.gather(col0, obj) + local % pair_cols
 
-    # Sprite coordinates of the pixel centres (differentiable in the boxes), clamped to the texel grid.
-    sprite_h_f, sprite_w_f = tf.cast(sprite_h, dtype), tf.cast(sprite_w, dtype)
-    u = (tf.cast(rows, dtype) + 0.5 - tf.gather(top, obj)) / tf.gather(box_h, obj) * sprite_h_f - 0.5
-    v = (tf.cast(cols, dtype) + 0.5 - tf.gather(left, obj)) / tf.gather(box_w, obj) * sprite_w_f - 0.5
-    u = tf.clip_by_value(u, 0.0, sprite_h_f - 1.0)
-    v = tf.clip_by_value(v, 0.0, sprite_w_f - 1.0)
+    # Sprite coordinates of the pixel centres (differentiable in the boxes); -1 < u < h, -1 < v < w.
+    u = _sprite_coordinate(tf.cast(rows, dtype), tf.gather(top, obj), tf.gather(box_h, obj), sprite_h_f)
+    v = _sprite_coordinate(tf.cast(cols, dtype), tf.gather(left, obj), tf.gather(box_w, obj), sprite_w_f)
     u0f, v0f = tf.math.floor(u), tf.math.floor(v)
-    du, dv = (u - u0f)[:, None], (v - v0f)[:, None]
+    du, dv = u - u0f, v - v0f
     u0, v0 = tf.cast(u0f, index_dtype), tf.cast(v0f, index_dtype)
-    u1, v1 = tf.minimum(u0 + 1, sprite_h - 1), tf.minimum(v0 + 1, sprite_w - 1)
+    u1, v1 = u0 + 1, v0 + 1
 
-    # Bilinear read of [appearance, alpha] with one gather of the four taps.
+    # Per-axis bilinear weights with the taps outside the texel grid zeroed (inside the fringe these
+    # are u0 = -1 and u1 = h; testing both bounds keeps every tap safe regardless).
+    zero = tf.zeros_like(du)
+
+    def in_grid(index, size):
+        return (index >= 0) & (index < size)
+
+    wu0, wu1 = tf.where(in_grid(u0, sprite_h), 1.0 - du, zero), tf.where(in_grid(u1, sprite_h), du, zero)
+    wv0, wv1 = tf.where(in_grid(v0, sprite_w), 1.0 - dv, zero), tf.where(in_grid(v1, sprite_w), dv, zero)
+    coverage = ((wu0 + wu1) * (wv0 + wv1))[:, None]  # W = sum of the in-grid tap weights
+
+    # One gather of the four taps of [appearance, alpha] (indices clamped; clamped taps weigh 0).
+    u0c, u1c = tf.clip_by_value(u0, 0, sprite_h - 1), tf.clip_by_value(u1, 0, sprite_h - 1)
+    v0c, v1c = tf.clip_by_value(v0, 0, sprite_w - 1), tf.clip_by_value(v1, 0, sprite_w - 1)
     texels = tf.reshape(tf.concat([appearance, alpha], axis=-1), [-1, channels + 1])
     base = obj * (sprite_h * sprite_w)
-    taps = tf.stack([base + u0 * sprite_w + v0, base + u0 * sprite_w + v1, base + u1 * sprite_w + v0, base + u1 * sprite_w + v1], axis=1)
+    taps = tf.stack([base + u0c * sprite_w + v0c, base + u0c * sprite_w + v1c,
+                     base + u1c * sprite_w + v0c, base + u1c * sprite_w + v1c], axis=1)
     t00, t01, t10, t11 = tf.unstack(tf.gather(texels, taps), num=4, axis=1)
-    sample = (t00 * (1.0 - dv) + t01 * dv) * (1.0 - du) + (t10 * (1.0 - dv) + t11 * dv) * du
+    wu0, wu1, wv0, wv1 = wu0[:, None], wu1[:, None], wv0[:, None], wv1[:, None]
+    sample = (t00 * wv0 + t01 * wv1) * wu0 + (t10 * wv0 + t11 * wv1) * wu1  # zero-padded read
     rgb, alpha_sample = sample[:, :-1], sample[:, -1:]
 
     # alpha' = INTERPOLATE(alpha * z_pres), gamma' = INTERPOLATE(alpha * z_pres * sigmoid(-z_depth)).
     alpha_p = alpha_sample * tf.gather(tf.reshape(z_pres, [-1]), obj)[:, None]
     gamma_p = alpha_p * tf.gather(tf.sigmoid(-tf.reshape(z_depth, [-1])), obj)[:, None]
 
-    # Accumulate [sum gamma' alpha' o, sum gamma' (1 - alpha'), sum gamma'] per pixel.
+    # o' = rgb + (1 - W) bg (background padding), so alpha' o' + (1 - alpha') bg = alpha' rgb +
+    # (1 - alpha' W) bg. Accumulate [sum gamma' alpha' rgb, sum gamma' (1 - alpha' W), sum gamma'].
     num_pixels = batch * height * width
     pixel = (obj // num_slots) * (height * width) + rows * width + cols
-    contributions = tf.concat([gamma_p * alpha_p * rgb, gamma_p * (1.0 - alpha_p), gamma_p], axis=1)
+    contributions = tf.concat([gamma_p * alpha_p * rgb, gamma_p * (1.0 - alpha_p * coverage), gamma_p], axis=1)
     sums = tf.math.unsorted_segment_sum(contributions, pixel, num_segments=num_pixels)
 
     # Blend only the covered pixels: one representative pair per pixel (its first pair) picks them.

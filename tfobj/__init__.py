@@ -10,8 +10,13 @@ __version__ = "0.1.0"
 _LAZY = {
     "ConnComp": "tfobj.models.baselines.conncomp",
     "ConnCompTracker": "tfobj.models.baselines.conncomp",
+    "SPAIR": "tfobj.models.spair.spair",
+    "SPAIRConfig": "tfobj.models.spair.spair_config",
     "connected_components": "tfobj.ops.connected_components",
+    "count_prior_kl": "tfobj.models.spair.count_prior",
+    "count_prior_log_prob": "tfobj.models.spair.count_prior",
     "load_mnist": "tfobj.data.digits",
+    "render_sprites": "tfobj.rendering.render_sprites",
 }
 
 __all__ = sorted(_LAZY)

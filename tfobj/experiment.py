@@ -137,7 +137,7 @@ def run_conncomp_detection(config: ConnCompDetectionExperiment) -> dict:
     return {
         "metrics": detection_scores(found, test["boxes"], test["num_objects"]),
         "threshold": threshold,
-        "setting": f"τ = {threshold:.3f}",
+        "setting": f"τ = {threshold:.4g}",
         "tuning": tuning,
         "examples": _examples(test["images"], test["boxes"], test["num_objects"], found),
     }
@@ -169,7 +169,7 @@ def run_conncomp_tracking(config: ConnCompTrackingExperiment) -> dict:
     return {
         "metrics": tracking_scores(tracks, test),
         "threshold": threshold,
-        "setting": f"τ = {threshold:.3f}",
+        "setting": f"τ = {threshold:.4g}",
         "tuning": tuning,
         "examples": _examples(test["videos"][:, 0], test["boxes"][:, 0],
                               (test["track_ids"][:, 0] > 0).sum(-1), first_frames),

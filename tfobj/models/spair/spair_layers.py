@@ -57,6 +57,9 @@ class SPAIRCellEncoder(keras.layers.Layer):
     """
 
     def __init__(self, config: SPAIRConfig, **kwargs):
+        # Inputs keep their dtypes (noise, temperature and the posterior math are float32); only the
+        # MLPs compute in the layer's compute dtype under a mixed-precision policy.
+        kwargs.setdefault("autocast", False)
         super().__init__(**kwargs)
         self.config = config
         c = config

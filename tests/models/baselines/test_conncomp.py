@@ -3,6 +3,7 @@ import itertools
 
 import numpy as np
 import pytest
+import tensorflow as tf
 from scipy import ndimage
 
 from tfobj.models.baselines.conncomp import ConnComp, ConnCompTracker, detect
@@ -78,6 +79,13 @@ def test_bad_input_is_rejected_with_a_clear_message():
         ConnComp(implementation="cuda")
     with pytest.raises(ValueError, match="images is empty"):
         detect(ConnComp(), np.zeros((0, 4, 4, 3), np.float32))
+
+
+def test_nan_images_are_rejected():
+    images = np.zeros((1, 4, 4, 3), np.float32)
+    images[0, 2, 2, 1] = np.nan
+    with pytest.raises(tf.errors.InvalidArgumentError, match="ConnComp images contain NaN or Inf"):
+        ConnComp()(images)
 
 
 def test_get_config_round_trip():

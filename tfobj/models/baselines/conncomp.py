@@ -100,6 +100,7 @@ class ConnComp(keras.layers.Layer):
         """Per-pixel colour class: int32 `[B, H, W]`, 0 = background, p + 1 = palette colour p."""
         images = tf.convert_to_tensor(images, tf.float32)
         _check_images(images, len(self.background))
+        tf.debugging.assert_all_finite(images, "ConnComp images contain NaN or Inf; expected finite colours in [0, 1]")
         distance = tf.reduce_sum(tf.abs(images - tf.constant(self.background)), axis=-1)  # [B, H, W]
         foreground = distance >= self.threshold
         if self.palette is None:

@@ -10,8 +10,9 @@ def extract_glimpses(images, boxes, size):
 
     Glimpse texel (i, j) is centred at `y_min·H + (i + 0.5)·(y_max − y_min)·H / size[0]` pixels (likewise x),
     the align_corners=False convention of docs/conventions.md and of the renderer, so that rendering
-    a glimpse back into its box reproduces the box's content. Outside the image the value is 0.
-    Gradients flow into the images and the boxes.
+    a glimpse back into its box reproduces the box's content. Outside the image the value is 0 (the
+    image is bilinearly blended with zeros across its border). Gradients flow into the images and the
+    boxes. Implemented with gathers (no `tf.image.crop_and_resize`), so it also compiles with XLA.
 
     Args:
         images: float `[B, H, W, C]`.
@@ -24,28 +25,36 @@ def extract_glimpses(images, boxes, size):
     images = tf.cast(images, tf.float32)
     boxes = tf.cast(boxes, tf.float32)
     shape = tf.shape(images)
-    batch, height, width = shape[0], tf.cast(shape[1], tf.float32), shape[2]
-    width = tf.cast(width, tf.float32)
-    num_boxes = tf.shape(boxes)[1]
-    y_min, x_min, y_max, x_max = tf.unstack(boxes, axis=-1)  # each [B, K]
-    # tf.image.crop_and_resize samples row y1·(H−1) + i·(y2 − y1)·(H−1)/(h − 1) (pixel-index units, centres
-    # at integers); choose y1, y2 so that row i lands on our half-pixel texel centre minus 0.5.
-    step_y = (y_max - y_min) * height / size[0]
-    step_x = (x_max - x_min) * width / size[1]
-    # crop_and_resize cuts hard to `extrapolation_value` outside [0, H−1]; padding one zero pixel on
-    # every side makes samples in the half-pixel border band blend with zero bilinearly instead.
-    padded = tf.pad(images, [[0, 0], [1, 1], [1, 1], [0, 0]])
-    first_y = y_min * height + 0.5 * step_y - 0.5 + 1.0  # +1: the padding
-    first_x = x_min * width + 0.5 * step_x - 0.5 + 1.0
-    last_y = first_y + (size[0] - 1) * step_y
-    last_x = first_x + (size[1] - 1) * step_x
-    crop_boxes = tf.stack([first_y / (height + 1), first_x / (width + 1),
-                           last_y / (height + 1), last_x / (width + 1)], axis=-1)  # [B, K, 4], padded image
-    box_indices = tf.repeat(tf.range(batch), num_boxes)
-    glimpses = tf.image.crop_and_resize(
-        padded, tf.reshape(crop_boxes, [-1, 4]), box_indices, size, extrapolation_value=0.0
-    )  # [B*K, h, w, C]
-    return tf.reshape(glimpses, tf.concat([[batch, num_boxes], size, [shape[3]]], 0))
+    batch, height, width, channels = shape[0], shape[1], shape[2], shape[3]
+    # One zero pixel on every side: taps that leave the image read zeros, and coordinates are clipped
+    # to the padded frame (beyond it the image is zero, so clipping changes nothing but the gradient,
+    # which is zero there anyway).
+    padded = tf.pad(images, [[0, 0], [1, 1], [1, 1], [0, 0]])  # [B, H+2, W+2, C]
+    y_min, x_min, y_max, x_max = (boxes[..., i, None] for i in range(4))  # each [B, K, 1]
+
+    def coordinates(low, high, extent, count):
+        """Padded-frame pixel-index coordinates of the texel centres: [B, K, count] float."""
+        extent = tf.cast(extent, tf.float32)
+        texel = (tf.range(count, dtype=tf.float32) + 0.5) / count
+        centres = (low + texel * (high - low)) * extent - 0.5 + 1.0  # +1: the padding
+        return tf.clip_by_value(centres, 0.0, extent + 1.0)
+
+    ys = coordinates(y_min, y_max, height, size[0])  # [B, K, h]
+    xs = coordinates(x_min, x_max, width, size[1])  # [B, K, w]
+    y0, x0 = tf.floor(ys), tf.floor(xs)
+    wy, wx = (ys - y0)[..., :, None, None], (xs - x0)[..., None, :, None]  # [B, K, h, 1, 1], [B, K, 1, w, 1]
+    y0, x0 = tf.cast(y0, tf.int32), tf.cast(x0, tf.int32)
+    y1, x1 = tf.minimum(y0 + 1, height + 1), tf.minimum(x0 + 1, width + 1)
+    flat = tf.reshape(padded, [-1, channels])  # [B*(H+2)*(W+2), C]
+    image_offset = tf.range(batch)[:, None, None, None] * (height + 2) * (width + 2)  # [B, 1, 1, 1]
+
+    def tap(rows, cols):
+        index = image_offset + rows[..., :, None] * (width + 2) + cols[..., None, :]  # [B, K, h, w]
+        return tf.gather(flat, index)  # [B, K, h, w, C]
+
+    top = tap(y0, x0) * (1 - wx) + tap(y0, x1) * wx
+    bottom = tap(y1, x0) * (1 - wx) + tap(y1, x1) * wx
+    return top * (1 - wy) + bottom * wy
 
 
 class Glimpse(keras.layers.Layer):

@@ -1,0 +1,80 @@
+"""SPAIR throughput on this machine: training and inference images/second at 48x48 and 96x96 (batch 32),
+with and without XLA (`jit_compile=True`), printed side by side with their ratios.
+
+    python benchmarks/spair.py [--repeats 5]
+
+The renderer's own scaling with image size, object count and box size is `benchmarks/render_sprites.py`.
+"""
+import argparse
+import resource
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+from tfobj.models.spair.spair import SPAIR  # noqa: E402
+
+
+def make_steps(model, optimizer, jit):
+    @tf.function(jit_compile=jit)
+    def train_step(images):
+        with tf.GradientTape() as tape:
+            out = model(images, training=True)
+            loss = tf.reduce_mean(tf.add_n(list(model.loss_terms(images, out).values())))
+        grads = tape.gradient(loss, model.trainable_variables)
+        optimizer.apply_gradients(zip(grads, model.trainable_variables))
+        return loss
+
+    @tf.function(jit_compile=jit)
+    def infer_step(images):
+        return model(images, training=False)["reconstruction"]
+
+    return train_step, infer_step
+
+
+def images_per_second(step, images, repeats):
+    step(images)  # trace and compile
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        result = step(images)
+        (result if isinstance(result, tf.Tensor) else tf.constant(0)).numpy()
+        times.append(time.perf_counter() - start)
+    return len(images) / float(np.median(times))
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--batch", type=int, default=32)
+    args = parser.parse_args()
+    print(f"TensorFlow {tf.__version__}, CPU threads: {tf.config.threading.get_inter_op_parallelism_threads() or 'default'}")
+    print("| image | mode | train img/s | infer img/s | train XLA img/s | infer XLA img/s |\n|---|---|---|---|---|---|")
+    baseline = {}
+    for size in (48, 96):
+        rng = np.random.default_rng(0)
+        images = tf.constant(rng.random((args.batch, size, size, 3)), tf.float32)
+        row = []
+        for jit in (False, True):
+            model = SPAIR(seed=0)
+            model(images[:1])
+            train_step, infer_step = make_steps(model, tf.keras.optimizers.Adam(1e-4), jit)
+            for step in (train_step, infer_step):
+                try:
+                    row.append(images_per_second(step, images, args.repeats))
+                except Exception as error:  # XLA cannot compile a dynamic-shape op
+                    row.append(f"n/a ({type(error).__name__})")
+        baseline.setdefault("train", row[0])
+        baseline.setdefault("infer", row[1])
+        cells = [f"{v:.1f}" if isinstance(v, float) else v for v in row]
+        print(f"| {size}x{size} | batch {args.batch} | " + " | ".join(cells) + " |")
+        print(f"| | ratio to 48x48 | {row[0] / baseline['train']:.2f} | {row[1] / baseline['infer']:.2f} | | |")
+    print(f"\npeak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB")
+
+
+if __name__ == "__main__":
+    main()

@@ -215,7 +215,7 @@ def run_spair(config: SPAIRExperiment) -> dict:
     import keras
 
     from tfobj.models.spair.spair import SPAIR
-    from tfobj.training.callbacks import DetectionEvaluation, SPAIRSchedule, predict_detections
+    from tfobj.training.callbacks import DetectionEvaluation, SPAIRSchedule, StopOnNaN, predict_detections
 
     keras.utils.set_random_seed(config.seed)
     image_config = data.ScatteredMNISTConfig(
@@ -234,7 +234,7 @@ def run_spair(config: SPAIRExperiment) -> dict:
         history = model.fit(
             batches, steps_per_epoch=config.eval_every, epochs=max(1, config.steps // config.eval_every), verbose=2,
             callbacks=[SPAIRSchedule(), DetectionEvaluation(val["images"], val["boxes"], val["num_objects"]),
-                       keras.callbacks.TerminateOnNaN(),
+                       StopOnNaN(),  # before the checkpoint: a NaN step raises before it can be saved
                        keras.callbacks.ModelCheckpoint(best, monitor="val_ap", mode="max", save_best_only=True,
                                                        save_weights_only=True)],
         )

@@ -1,9 +1,14 @@
 """Keras callbacks for tfobj models."""
 from __future__ import annotations
 
+import logging
+import math
+
 import keras
 
 from tfobj.training import schedules
+
+log = logging.getLogger(__name__)
 
 
 class SPAIRSchedule(keras.callbacks.Callback):
@@ -23,6 +28,64 @@ class SPAIRSchedule(keras.callbacks.Callback):
             step, c.count_prior_start, c.count_prior_end, c.count_prior_decay_rate, c.count_prior_decay_steps))
         model.wheels.assign(schedules.step_function(step, 1.0, 0.0, c.training_wheels_steps))
         model.temperature.assign(c.concrete_temperature)
+
+
+class NonFiniteLossError(FloatingPointError):
+    """Raised by `StopOnNaN` when the training loss becomes NaN or Inf; `step` is the optimizer step."""
+
+    def __init__(self, message: str, step: int, value: float):
+        super().__init__(message)
+        self.step, self.value = step, value
+
+
+class StopOnNaN(keras.callbacks.Callback):
+    """Stops `fit` at the first batch whose logged loss is NaN or Inf, naming the optimizer step, before
+    any later callback can save the non-finite weights.
+
+    Put it BEFORE `ModelCheckpoint` and `BackupAndRestore` in the callbacks list. On a non-finite loss it
+    sets `model.stop_training`, logs an error and raises `NonFiniteLossError` from `on_train_batch_end`.
+    Raising, not just stopping as `keras.callbacks.TerminateOnNaN` does, matters: after a stop, Keras
+    still runs the later callbacks' `on_train_batch_end` (a `ModelCheckpoint(save_freq=N)` saves the NaN
+    weights if the batch is a save batch) and every callback's `on_epoch_end` and `on_train_end` (an
+    epoch-end `ModelCheckpoint` or `BackupAndRestore` saves them; `BackupAndRestore` deletes its backup).
+    The raise aborts `fit` before all of those, so every checkpoint on disk keeps the last finite weights
+    and a `BackupAndRestore` backup survives to resume from.
+
+    The step named is the value of `optimizer.iterations` when the failing batch began, i.e. the number
+    of updates applied before it (the step `SPAIRSchedule` used for that batch). A model's "loss" log is
+    the epoch's running mean, which stays non-finite once one batch is, so the first failing batch is
+    found exactly; with `steps_per_execution = n > 1` it is one of the n steps named in the message.
+
+    Args:
+        monitor: the log key to check.
+    """
+
+    def __init__(self, monitor: str = "loss"):
+        super().__init__()
+        self.monitor = monitor
+        self.nan_step: int | None = None  # the failing optimizer step, once one failed
+        self._first_step = self._first_batch = self._epoch = None
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch = epoch
+
+    def on_train_batch_begin(self, batch, logs=None):
+        self._first_step, self._first_batch = int(self.model.optimizer.iterations), batch
+
+    def on_train_batch_end(self, batch, logs=None):
+        value = (logs or {}).get(self.monitor)
+        if value is None or math.isfinite(float(value)):
+            return
+        first = self._first_step
+        last = first + max(0, batch - self._first_batch)  # Keras passes the execution's last batch here
+        where = f"optimizer step {first}" if last == first else f"one of optimizer steps {first}..{last}"
+        self.nan_step = first
+        self.model.stop_training = True
+        message = (f"{self.monitor} is {float(value)} at {where} (epoch {self._epoch}, batch {self._first_batch}, "
+                   "0-based); training stopped before any later callback could save the non-finite weights, so "
+                   "checkpoints on disk hold the last finite ones")
+        log.error(message)
+        raise NonFiniteLossError(message, step=first, value=float(value))
 
 
 def predict_detections(model, images, batch_size: int = 100) -> list[dict]:

@@ -197,6 +197,22 @@ class SPAIR(keras.Model):
     def metrics(self):
         return list(self.trackers.values())
 
+    # === Saving: the noise RNG's state is training state ===
+    # Keras does not save a SeedGenerator's state with the weights, so a run restored by BackupAndRestore
+    # would redraw the noise from the start of training. Saving it under its own key makes a resumed run
+    # draw the same noise as an uninterrupted one. Files without the key (older) load, keeping the state.
+    _RNG_KEY = "noise_seed_state"
+
+    def save_own_variables(self, store):
+        super().save_own_variables(store)
+        store[self._RNG_KEY] = self.seed_generator.state
+
+    def load_own_variables(self, store):
+        keys = list(store.keys())
+        super().load_own_variables({key: store[key] for key in keys if key != self._RNG_KEY})
+        if self._RNG_KEY in keys:
+            self.seed_generator.state.assign(store[self._RNG_KEY])
+
     # === Config ===
     def get_config(self):
         return {"config": dataclasses.asdict(self.config), "seed": self.seed, "name": self.name}

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import tempfile
+from pathlib import Path
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -205,8 +206,13 @@ class SPAIRExperiment:
     seed: int = 0
 
 
-def run_spair(config: SPAIRExperiment) -> dict:
+def run_spair(config: SPAIRExperiment, run_dir: str | None = None) -> dict:
     """Trains SPAIR with `model.fit`, keeps the weights of the best validation AP, evaluates on test.
+
+    With `run_dir`, the run keeps its files there: `tensorboard/` (losses, validation AP, reconstructions
+    with boxes), `backup/` (`BackupAndRestore`: run the same command again to resume after a kill),
+    `best.weights.h5` and `saved_model/` (the best weights, exported for TF Serving). Without it,
+    nothing is kept.
 
     Returns:
         dict with "metrics" (ap, count_accuracy, count_abs_error on test), "history" (per-eval logs),
@@ -227,18 +233,28 @@ def run_spair(config: SPAIRExperiment) -> dict:
                .repeat().batch(config.model.batch_size, drop_remainder=True).prefetch(2))
 
     model = SPAIR(config.model, seed=config.seed)
+    model(val["images"][:1])  # build (BackupAndRestore needs a built model)
     model.compile(optimizer=keras.optimizers.Adam(config.model.learning_rate,
                                                   global_clipnorm=config.model.max_gradient_norm))
     with tempfile.TemporaryDirectory() as work:
-        best = f"{work}/best.weights.h5"
-        history = model.fit(
-            batches, steps_per_epoch=config.eval_every, epochs=max(1, config.steps // config.eval_every), verbose=2,
-            callbacks=[SPAIRSchedule(), DetectionEvaluation(val["images"], val["boxes"], val["num_objects"]),
-                       StopOnNaN(),  # before the checkpoint: a NaN step raises before it can be saved
-                       keras.callbacks.ModelCheckpoint(best, monitor="val_ap", mode="max", save_best_only=True,
-                                                       save_weights_only=True)],
-        )
+        directory = Path(run_dir) if run_dir is not None else Path(work)
+        best = str(directory / "best.weights.h5")
+        callbacks = [SPAIRSchedule(),
+                     DetectionEvaluation(val["images"], val["boxes"], val["num_objects"],
+                                         log_dir=None if run_dir is None else directory / "tensorboard"),
+                     StopOnNaN(),  # before the checkpoints: a NaN step raises before it can be saved
+                     keras.callbacks.ModelCheckpoint(best, monitor="val_ap", mode="max", save_best_only=True,
+                                                     save_weights_only=True)]
+        if run_dir is not None:
+            callbacks += [keras.callbacks.TensorBoard(str(directory / "tensorboard")),
+                          keras.callbacks.BackupAndRestore(str(directory / "backup"))]
+        history = model.fit(batches, steps_per_epoch=config.eval_every,
+                            epochs=max(1, config.steps // config.eval_every), verbose=2, callbacks=callbacks)
         model.load_weights(best)
+        if run_dir is not None:
+            from tfobj.export import export_saved_model
+
+            export_saved_model(model, directory / "saved_model")
     val_ap = history.history["val_ap"]
     found = predict_detections(model, test["images"])
     log.info("SPAIR: best val AP %.4f at step %d", max(val_ap), (1 + val_ap.index(max(val_ap))) * config.eval_every)

@@ -65,3 +65,36 @@ def plot_detections(
     fig.savefig(path, dpi=100)
     plt.close(fig)
     return path
+
+
+def plot_curves(x, series: dict, path: str | Path, xlabel: str, ylabel: str, title: str = "") -> Path:
+    """Saves a line plot of several series with error bars.
+
+    Args:
+        x: the x values, length X.
+        series: name -> (mean `[X]`, spread `[X]`), drawn as a line with error bars.
+        path: output PNG file.
+        xlabel, ylabel, title: labels.
+
+    Returns:
+        The path written.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5, 3.6))
+    for name, (mean, spread) in series.items():
+        ax.errorbar(x, mean, yerr=spread, marker="o", capsize=3, label=name)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title, fontsize=9)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path

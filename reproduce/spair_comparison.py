@@ -1,0 +1,111 @@
+"""SPAIR's comparison figure as a table: test AP on Scattered MNIST 48x48 with exactly n digits,
+n = 1, 3, 5, 7, 9, for SPAIR and ConnComp; mean and 95% confidence interval over repeats.
+
+    python reproduce/spair_comparison.py                 # quick mode (CPU): cut-down training, 1 repeat
+    python reproduce/spair_comparison.py --mode full     # the paper's protocol: 6 repeats per n (GPU)
+
+The paper shows these results only as a figure (no numbers were published; docs/reproducing.md), so the
+table has no published column. Writes <out>/spair_comparison.md, results.json and spair_comparison.png.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import logging
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # run from a checkout without installing
+
+from tfobj import experiment, figures  # noqa: E402
+from tfobj.config import load_config  # noqa: E402
+
+sys.path.insert(0, str(ROOT / "reproduce"))
+from table1 import provenance, quick_mode_cuts  # noqa: E402
+
+
+@dataclass(frozen=True)
+class ComparisonConfig:
+    """The comparison experiment; defaults are the original protocol (auto_yolo experiments/comparison)."""
+
+    digit_counts: tuple[int, ...] = (1, 3, 5, 7, 9)
+    repeats: int = 6  # original code: n_repeats = 6 per n
+    spair: experiment.SPAIRExperiment = field(default_factory=experiment.SPAIRExperiment)
+    conncomp: experiment.ConnCompDetectionExperiment = field(default_factory=experiment.ConnCompDetectionExperiment)
+
+
+def mean_and_ci(values) -> tuple[float, float]:
+    """Mean and half-width of the normal-approximation 95% confidence interval (0 for one value)."""
+    values = np.asarray(values, dtype=np.float64)
+    if len(values) < 2:
+        return float(values.mean()), 0.0
+    return float(values.mean()), float(1.96 * values.std(ddof=1) / np.sqrt(len(values)))
+
+
+def run(config: ComparisonConfig) -> dict:
+    """AP per digit count and repeat for SPAIR and ConnComp: {"spair": {n: [AP, ...]}, "conncomp": {...}}."""
+    scores = {"spair": {}, "conncomp": {}}
+    for n in config.digit_counts:
+        for repeat in range(config.repeats):
+            counts = dict(min_digits=n, max_digits=n, seed=repeat)
+            logging.info("=== n = %d, repeat %d ===", n, repeat)
+            spair = experiment.run_spair(dataclasses.replace(config.spair, **counts))
+            conncomp = experiment.run_conncomp_detection(dataclasses.replace(config.conncomp, **counts))
+            scores["spair"].setdefault(n, []).append(spair["metrics"]["ap"])
+            scores["conncomp"].setdefault(n, []).append(conncomp["metrics"]["ap"])
+    return scores
+
+
+def markdown(config: ComparisonConfig, scores: dict) -> str:
+    lines = ["| # digits | SPAIR AP | ConnComp AP |", "|---|---|---|"]
+    for n in config.digit_counts:
+        cells = ["{:.3f} ± {:.3f}".format(*mean_and_ci(scores[name][n])) for name in ("spair", "conncomp")]
+        lines.append(f"| {n} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def main(argv=None) -> dict:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--mode", choices=("quick", "full"), default="quick")
+    parser.add_argument("--config", default=str(ROOT / "configs" / "spair_comparison.toml"))
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    parser.add_argument("--out", default=None, help="output directory (default results/spair_comparison/<mode>)")
+    args = parser.parse_args(argv)
+    config = load_config(ComparisonConfig, args.config, mode=args.mode, overrides=args.overrides)
+    full = load_config(ComparisonConfig, args.config, mode="full")
+    out = Path(args.out or ROOT / "results" / "spair_comparison" / args.mode)
+    out.mkdir(parents=True, exist_ok=True)
+
+    start = time.time()
+    scores = run(config)
+    header = (f"# SPAIR comparison ({args.mode} mode): test AP (IoU 0.1…0.9), mean ± 95% CI over "
+              f"{config.repeats} repeat(s)\n\nPublished: a figure only (SPAIR, AAAI 2019, comparison figure); "
+              "no numbers to compare with.\n")
+    if args.mode == "quick":
+        cuts = quick_mode_cuts(config, full, ["spair", "conncomp"])
+        cuts += [f"{key}: {getattr(full, key)} -> {getattr(config, key)}" for key in ("digit_counts", "repeats")
+                 if getattr(full, key) != getattr(config, key)]
+        header += "\nQuick mode — not comparable to the paper. It changes:\n" + "".join(f"- {c}\n" for c in cuts)
+    table = header + "\n" + markdown(config, scores) + "\n"
+    print(table)
+    (out / "spair_comparison.md").write_text(table)
+    series = {name.replace("spair", "SPAIR").replace("conncomp", "ConnComp"):
+              tuple(np.array([mean_and_ci(scores[name][n]) for n in config.digit_counts]).T)
+              for name in ("spair", "conncomp")}
+    figures.plot_curves(config.digit_counts, series, out / "spair_comparison.png", "# digits", "test AP",
+                        f"Scattered MNIST 48x48 ({args.mode} mode)")
+    record = provenance(args, config, time.time() - start)
+    record["ap"] = {name: {str(n): values for n, values in per_n.items()} for name, per_n in scores.items()}
+    (out / "results.json").write_text(json.dumps(record, indent=2))
+    return record
+
+
+if __name__ == "__main__":
+    main()

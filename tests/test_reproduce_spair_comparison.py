@@ -1,0 +1,57 @@
+"""reproduce/spair_comparison.py on a tiny config: table, JSON, figure; the CI formula."""
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from scipy import stats
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = ["digit_counts=[1, 2]", "repeats=2",
+        "spair.model.backbone_filters=8", "spair.model.backbone_features=8", "spair.model.cell_hidden=[8, 8]",
+        "spair.model.passthrough_features=4", "spair.model.encoder_hidden=[8, 8]",
+        "spair.model.decoder_hidden=[8, 8]", "spair.model.num_what=4", "spair.model.batch_size=4",
+        "spair.image_size=[24, 24]", "spair.num_train_images=8", "spair.num_val_images=4",
+        "spair.num_test_images=4", "spair.steps=2", "spair.eval_every=1",
+        "conncomp.image_size=[24, 24]", "conncomp.num_tune_images=6", "conncomp.num_test_images=6",
+        "conncomp.thresholds=[0.1, 1.0]"]
+
+
+@pytest.fixture(scope="module")
+def comparison():
+    sys.path.insert(0, str(ROOT / "reproduce"))
+    spec = importlib.util.spec_from_file_location("spair_comparison", ROOT / "reproduce" / "spair_comparison.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["spair_comparison"] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_mean_and_ci_is_the_normal_95_interval(comparison):
+    values = np.array([0.5, 0.7, 0.6, 0.9])
+    mean, half_width = comparison.mean_and_ci(values)
+    expected = stats.norm.ppf(0.975) * values.std(ddof=1) / np.sqrt(4)
+    assert mean == pytest.approx(0.675) and half_width == pytest.approx(expected, rel=1e-3)
+    assert comparison.mean_and_ci([0.4]) == (0.4, 0.0)
+
+
+@pytest.mark.slow
+def test_tiny_run_writes_table_json_and_figure(comparison, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("TFOBJ_CACHE", str(tmp_path / "cache"))
+    out = tmp_path / "out"
+    record = comparison.main(["--out", str(out)] + [arg for item in TINY for arg in ("--set", item)])
+    saved = json.loads((out / "results.json").read_text())
+    assert set(saved["ap"]["spair"]) == {"1", "2"} and all(len(v) == 2 for v in saved["ap"]["conncomp"].values())
+    assert record["ap"] == saved["ap"]
+    table = (out / "spair_comparison.md").read_text()
+    spair_1 = saved["ap"]["spair"]["1"]
+    assert "| 1 | {:.3f} ± {:.3f} |".format(*comparison.mean_and_ci(spair_1)) in table
+    assert "repeats: 6 -> 2" in table and "figure only" in table
+    assert (out / "spair_comparison.png").stat().st_size > 1000
+
+
+def test_unknown_key_is_rejected(comparison, tmp_path):
+    with pytest.raises(ValueError, match="unknown config key"):
+        comparison.main(["--out", str(tmp_path), "--set", "spair.stpes=3"])

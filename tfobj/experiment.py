@@ -218,18 +218,43 @@ def run_spair(config: SPAIRExperiment, run_dir: str | None = None) -> dict:
         dict with "metrics" (ap, count_accuracy, count_abs_error on test), "history" (per-eval logs),
         "best_step", and "examples" for figures.
     """
-    import keras
+    from tfobj.training.callbacks import predict_detections
 
-    from tfobj.models.spair.spair import SPAIR
-    from tfobj.training.callbacks import DetectionEvaluation, SPAIRSchedule, StopOnNaN, predict_detections
-
-    keras.utils.set_random_seed(config.seed)
     image_config = data.ScatteredMNISTConfig(
         image_size=config.image_size, min_digits=config.min_digits, max_digits=config.max_digits)
     train = data.scattered_mnist(image_config, "train", config.num_train_images, seed=config.seed)
     val = data.scattered_mnist(image_config, "val", config.num_val_images, seed=config.seed)
     test = data.scattered_mnist(image_config, "test", config.num_test_images, seed=config.seed)
-    batches = (data.as_dataset(train, keys=["images"]).shuffle(min(len(train["images"]), 10000), seed=config.seed)
+    model, history = fit_spair(config, train["images"], val, run_dir=run_dir)
+    val_ap = history.history["val_ap"]
+    best_step = (1 + val_ap.index(max(val_ap))) * config.eval_every
+    found = predict_detections(model, test["images"])
+    log.info("SPAIR: best val AP %.4f at step %d", max(val_ap), best_step)
+    return {
+        "metrics": detection_scores(found, test["boxes"], test["num_objects"]),
+        "history": history.history,
+        "best_step": best_step,
+        "setting": f"{config.steps} steps, best val AP at step {best_step}",
+        "examples": _examples(test["images"], test["boxes"], test["num_objects"], found),
+    }
+
+
+def fit_spair(config: SPAIRExperiment, train_images: np.ndarray, val: dict, run_dir: str | None = None):
+    """Trains SPAIR on `train_images [N, H, W, 3]` with `model.fit` and loads the weights of the best
+    validation AP on `val` (a dict with images, boxes, num_objects). Uses `config`'s model, seed,
+    steps and eval_every (not its data fields). `run_dir` as in `run_spair`.
+
+    Returns:
+        (model, history): the model with the best validation weights and the `keras.callbacks.History`.
+    """
+    import keras
+
+    from tfobj.models.spair.spair import SPAIR
+    from tfobj.training.callbacks import DetectionEvaluation, SPAIRSchedule, StopOnNaN
+
+    keras.utils.set_random_seed(config.seed)
+    batches = (data.as_dataset({"images": train_images}, keys=["images"])
+               .shuffle(min(len(train_images), 10000), seed=config.seed)
                .repeat().batch(config.model.batch_size, drop_remainder=True).prefetch(2))
 
     model = SPAIR(config.model, seed=config.seed)
@@ -255,13 +280,4 @@ def run_spair(config: SPAIRExperiment, run_dir: str | None = None) -> dict:
             from tfobj.export import export_saved_model
 
             export_saved_model(model, directory / "saved_model")
-    val_ap = history.history["val_ap"]
-    found = predict_detections(model, test["images"])
-    log.info("SPAIR: best val AP %.4f at step %d", max(val_ap), (1 + val_ap.index(max(val_ap))) * config.eval_every)
-    return {
-        "metrics": detection_scores(found, test["boxes"], test["num_objects"]),
-        "history": history.history,
-        "best_step": (1 + val_ap.index(max(val_ap))) * config.eval_every,
-        "setting": f"{config.steps} steps, best val AP at step {(1 + val_ap.index(max(val_ap))) * config.eval_every}",
-        "examples": _examples(test["images"], test["boxes"], test["num_objects"], found),
-    }
+    return model, history

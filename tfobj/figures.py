@@ -98,3 +98,52 @@ def plot_curves(x, series: dict, path: str | Path, xlabel: str, ylabel: str, tit
     fig.savefig(path, dpi=100)
     plt.close(fig)
     return path
+
+
+def plot_transfer_curves(
+    counts: Sequence[int],
+    curves: dict[str, dict[str, tuple[Sequence[float], Sequence[float]]]],
+    path: str | Path,
+    title: str = "",
+    metrics: Sequence[tuple[str, str]] = (("ap", "AP (IoU 0.1…0.9)"), ("count_abs_error", "count absolute error"),
+                                          ("count_01_error", "count 0-1 error")),
+) -> Path:
+    """Saves one panel per metric of a score against the test object count (SPAIR's transfer figure).
+
+    Args:
+        counts: the test object counts n (x axis).
+        curves: per line label (a training condition or a baseline), per metric key, `(mean, spread)`
+            with one value per count; the spread is drawn as a shaded band of ± spread.
+        path: output PNG file.
+        title: figure title.
+        metrics: (key, axis label) per panel, in order.
+
+    Returns:
+        The path written.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
+
+    counts = np.asarray(counts)
+    fig, axes = plt.subplots(1, len(metrics), figsize=(4.2 * len(metrics), 3.6), squeeze=False)
+    for ax, (key, label) in zip(axes[0], metrics):
+        for name, scores in curves.items():
+            mean, spread = (np.asarray(v, dtype=float) for v in scores[key])
+            (line,) = ax.plot(counts, mean, marker="o", markersize=3, label=name)
+            ax.fill_between(counts, mean - spread, mean + spread, color=line.get_color(), alpha=0.2, linewidth=0)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set_xlabel("number of digits in the test image")
+        ax.set_ylabel(label)
+        ax.grid(alpha=0.3)
+    axes[0][0].legend(fontsize=8)
+    if title:
+        fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path

@@ -7,6 +7,7 @@ Entry points (cached on disk, see `tfobj.data.cache`): `scattered_mnist`, `scatt
 from tfobj.data.cache import (
     as_dataset, default_cache_dir, scattered_mnist, scattered_mnist_videos, scattered_shapes,
     scattered_shapes_videos)
+from tfobj.data.crops import random_crops
 from tfobj.data.digits import SPLITS, Digits, digit_alphas, load_mnist, split_digits
 from tfobj.data.scattered import (
     ScatteredMNISTConfig, ScatteredMNISTVideoConfig, ScatteredShapesConfig, ScatteredShapesVideoConfig,
@@ -17,6 +18,6 @@ __all__ = [
     "COLOUR_NAMES", "Digits", "PALETTE", "SHAPE_NAMES", "SPLITS", "ScatteredMNISTConfig", "ScatteredMNISTVideoConfig",
     "ScatteredShapesConfig", "ScatteredShapesVideoConfig", "as_dataset", "default_cache_dir", "digit_alphas",
     "generate_mnist_images", "generate_mnist_videos", "generate_shapes_images", "generate_shapes_videos",
-    "load_mnist", "scattered_mnist", "scattered_mnist_videos", "scattered_shapes", "scattered_shapes_videos",
-    "scene_rng", "shape_class", "shape_mask", "split_digits",
+    "load_mnist", "random_crops", "scattered_mnist", "scattered_mnist_videos", "scattered_shapes",
+    "scattered_shapes_videos", "scene_rng", "shape_class", "shape_mask", "split_digits",
 ]

@@ -1,0 +1,224 @@
+"""SPAIR's transfer/generalisation experiment: train on 48x48 crops, test on 84x84 images with n digits.
+
+    python reproduce/spair_transfer.py                     # quick mode: CPU, one condition, few counts
+    python reproduce/spair_transfer.py --mode full         # the original protocol (GPU; days)
+    python reproduce/spair_transfer.py --set repeats=2 --set "test_counts=[1, 10, 20]"
+
+Protocol (original code): per training condition (the 84x84 images hold min..max digits), SPAIR
+trains on `crops_per_image` random 48x48 crops of each of `num_train_images` 84x84 training images
+(annotations clipped to the crop; `tfobj.data.random_crops`) and, being convolutional, is tested on
+full 84x84 test images with exactly n digits for every n in `test_counts`. Validation (choosing the
+best weights) uses crops of validation-split 84x84 images of the same condition. ConnComp is the
+baseline, its τ tuned for AP on training crops of the first training condition.
+
+Repeats: each repeat trains a new SPAIR with seed `seed + repeat`; the training, validation and test
+data are the same for every repeat (seed `seed`), so the spread is that of training. ConnComp is
+deterministic and runs once (no spread).
+
+Writes <out>/spair_transfer.md (rows n; per training condition and ConnComp: AP, count absolute
+error, count 0-1 error, mean ± standard deviation over repeats), <out>/results.json (resolved config,
+command, git commit, package versions, wall time, every per-repeat score) and <out>/spair_transfer.png
+(the three metrics against n). The paper publishes this experiment as a figure only, without numbers.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # run from a checkout without installing
+
+from reproduce.table1 import provenance  # noqa: E402
+from tfobj import data, experiment, figures  # noqa: E402
+from tfobj.config import load_config, to_dict  # noqa: E402
+from tfobj.models.baselines.conncomp import ConnComp, detect  # noqa: E402
+from tfobj.models.spair.spair_config import SPAIRConfig  # noqa: E402
+
+METRICS = ("ap", "count_abs_error", "count_01_error")
+METRIC_NAMES = {"ap": "AP", "count_abs_error": "count abs error", "count_01_error": "count 0-1 error"}
+
+
+@dataclass(frozen=True)
+class TransferConfig:
+    """Defaults are the original protocol (full mode)."""
+
+    training_conditions: tuple[tuple[int, int], ...] = ((1, 5), (6, 10), (11, 15))  # digits per 84x84 image
+    test_counts: tuple[int, ...] = tuple(range(1, 21))
+    image_size: int = 84  # = 6 * 14; a 7x7 SPAIR grid
+    crop_size: int = 48
+    crops_per_image: int = 4
+    num_train_images: int = 25000  # 84x84 images before cropping: 100k training crops
+    num_val_images: int = 250  # 84x84 validation images before cropping: 1,000 validation crops
+    num_test_images: int = 1000  # per test count n
+    repeats: int = 8
+    # SPAIR training (tfobj.experiment.SPAIRExperiment's model and schedule; its data fields are the above).
+    model: SPAIRConfig = field(default_factory=SPAIRConfig)
+    steps: int = 300000
+    eval_every: int = 1000
+    # ConnComp baseline: τ grid searched for AP on this many training crops.
+    conncomp_tune_images: int = 1000
+    conncomp_thresholds: tuple[float, ...] = experiment.ORIGINAL_THRESHOLD_GRID
+    seed: int = 0
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--mode", choices=("quick", "full"), default="quick")
+    parser.add_argument("--config", default=str(ROOT / "configs" / "spair_transfer.toml"))
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    parser.add_argument("--out", default=None, help="output directory (default results/spair_transfer/<mode>)")
+    return parser.parse_args(argv)
+
+
+def condition_label(condition) -> str:
+    return f"SPAIR {condition[0]}–{condition[1]}"
+
+
+def _images(config: TransferConfig, split: str, num: int, min_digits: int, max_digits: int) -> dict:
+    image_config = data.ScatteredMNISTConfig(image_size=(config.image_size,) * 2, min_digits=min_digits,
+                                             max_digits=max_digits)
+    return data.scattered_mnist(image_config, split, num, seed=config.seed)
+
+
+def _crops(config: TransferConfig, split: str, num: int, condition) -> dict:
+    return data.random_crops(_images(config, split, num, *condition), crop_size=(config.crop_size,) * 2,
+                             crops_per_image=config.crops_per_image, seed=config.seed)
+
+
+def scores(detections: list[dict], test: dict) -> dict:
+    """AP, count absolute error and count 0-1 error (1 - count accuracy)."""
+    result = experiment.detection_scores(detections, test["boxes"], test["num_objects"])
+    return {"ap": result["ap"], "count_abs_error": result["count_abs_error"],
+            "count_01_error": 1.0 - result["count_accuracy"]}
+
+
+def run_conncomp(config: TransferConfig) -> dict:
+    """τ tuned for AP on training crops of the first condition; scores per test count."""
+    tune = _crops(config, "train", -(-config.conncomp_tune_images // config.crops_per_image),
+                  config.training_conditions[0])
+    tuning = {}
+    for tau in config.conncomp_thresholds:
+        found = detect(ConnComp(threshold=tau), tune["images"])
+        tuning[tau] = experiment.detection_scores(found, tune["boxes"], tune["num_objects"])["ap"]
+    threshold = max(sorted(tuning), key=tuning.get)  # ties go to the smallest τ
+    logging.info("ConnComp: tau = %.4f (AP on %d training crops = %.4f)", threshold, len(tune["images"]),
+                 tuning[threshold])
+    per_count = {}
+    for n in config.test_counts:
+        test = _images(config, "test", config.num_test_images, n, n)
+        per_count[n] = scores(detect(ConnComp(threshold=threshold), test["images"]), test)
+    return {"threshold": threshold, "tuning": tuning, "scores": per_count}
+
+
+def run_condition(config: TransferConfig, condition) -> dict:
+    """SPAIR trained on crops of `condition`; per repeat, scores per test count."""
+    from tfobj.training.callbacks import predict_detections
+
+    train = _crops(config, "train", config.num_train_images, condition)
+    val = _crops(config, "val", config.num_val_images, condition)
+    repeats = []
+    for repeat in range(config.repeats):
+        spair = experiment.SPAIRExperiment(model=config.model, steps=config.steps, eval_every=config.eval_every,
+                                           seed=config.seed + repeat)
+        logging.info("=== %s, repeat %d ===", condition_label(condition), repeat)
+        model, history = experiment.fit_spair(spair, train["images"], val)
+        val_ap = history.history["val_ap"]
+        per_count = {}
+        for n in config.test_counts:
+            test = _images(config, "test", config.num_test_images, n, n)
+            per_count[n] = scores(predict_detections(model, test["images"]), test)
+        repeats.append({"scores": per_count, "best_step": (1 + val_ap.index(max(val_ap))) * config.eval_every,
+                        "history": history.history})
+    return {"repeats": repeats}
+
+
+def summarise(per_repeat: list[dict], counts) -> dict:
+    """{metric: (mean per count, standard deviation per count over repeats)}."""
+    summary = {}
+    for metric in METRICS:
+        values = np.array([[scores_[n][metric] for n in counts] for scores_ in per_repeat])
+        summary[metric] = (values.mean(axis=0).tolist(), values.std(axis=0).tolist())
+    return summary
+
+
+def markdown_table(counts, curves: dict, header: str) -> str:
+    columns = [(name, metric) for name in curves for metric in METRICS]
+    lines = [header, "",
+             "| n | " + " | ".join(f"{name} {METRIC_NAMES[metric]}" for name, metric in columns) + " |",
+             "|---|" + "---|" * len(columns)]
+    for i, n in enumerate(counts):
+        cells = []
+        for name, metric in columns:
+            mean, spread = curves[name][metric]
+            cells.append(f"{mean[i]:.3f}" if name == "ConnComp" else f"{mean[i]:.3f} ± {spread[i]:.3f}")
+        lines.append(f"| {n} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def quick_mode_cuts(config: TransferConfig, full: TransferConfig) -> list[str]:
+    def flatten(tree, prefix=""):
+        flat = {}
+        for key, value in tree.items():
+            flat.update(flatten(value, f"{prefix}{key}.") if isinstance(value, dict) else {f"{prefix}{key}": value})
+        return flat
+
+    def short(value):
+        return f"{len(value)} values" if isinstance(value, (list, tuple)) and len(value) > 6 else str(value)
+
+    quick, reference = flatten(to_dict(config)), flatten(to_dict(full))
+    return [f"{key}: {short(reference[key])} -> {short(value)}" for key, value in quick.items()
+            if value != reference[key]]
+
+
+def main(argv=None) -> dict:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+    args = parse_args(argv)
+    config = load_config(TransferConfig, args.config, mode=args.mode, overrides=args.overrides)
+    full = load_config(TransferConfig, args.config, mode="full")
+    if config.crop_size > config.image_size:
+        raise ValueError(f"crop_size {config.crop_size} must be at most image_size {config.image_size}")
+    out = Path(args.out or ROOT / "results" / "spair_transfer" / args.mode)
+    out.mkdir(parents=True, exist_ok=True)
+
+    start = time.time()
+    counts = list(config.test_counts)
+    results, curves = {}, {}
+    for condition in config.training_conditions:
+        label = condition_label(condition)
+        results[label] = run_condition(config, condition)
+        curves[label] = summarise([r["scores"] for r in results[label]["repeats"]], counts)
+    results["ConnComp"] = run_conncomp(config)
+    curves["ConnComp"] = summarise([results["ConnComp"]["scores"]], counts)
+
+    header = (f"# SPAIR transfer: train on {config.crop_size}x{config.crop_size} crops, test on "
+              f"{config.image_size}x{config.image_size} images with n digits ({args.mode} mode)\n\n"
+              f"Mean ± standard deviation over {config.repeats} repeat(s) (ConnComp: deterministic, one run, "
+              f"τ = {results['ConnComp']['threshold']:.4g}). Published: figure only (SPAIR's transfer figure "
+              "gives no numbers), so there is no published column.\n")
+    if args.mode == "quick":
+        header += ("\nQuick mode: CPU, cut-down data and training — not comparable to the paper. It changes:\n"
+                   + "".join(f"- {cut}\n" for cut in quick_mode_cuts(config, full)))
+    table = markdown_table(counts, curves, header)
+    print(table)
+    (out / "spair_transfer.md").write_text(table)
+    figures.plot_transfer_curves(counts, curves, out / "spair_transfer.png",
+                                 title=f"SPAIR transfer ({args.mode} mode): trained on crops, tested on "
+                                       f"{config.image_size}x{config.image_size} images")
+    record = provenance(args, config, time.time() - start)
+    record["results"] = results
+    record["summary"] = {name: {metric: {"mean": mean, "spread": spread} for metric, (mean, spread) in curve.items()}
+                         for name, curve in curves.items()}
+    (out / "results.json").write_text(json.dumps(record, indent=2, default=str))
+    logging.info("wrote %s", out)
+    return record
+
+
+if __name__ == "__main__":
+    main()

@@ -7,6 +7,28 @@ from typing import Sequence
 import numpy as np
 
 
+def _pyplot():
+    """matplotlib.pyplot on the non-interactive Agg backend (imported on first use only)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _save(fig, path) -> Path:
+    """Lays out, writes `fig` as a PNG at `path` (creating its folder), closes it; returns the path."""
+    import matplotlib.pyplot as plt
+
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
 def _rectangle(box, height: int, width: int, colour: str, style: str = "-"):
     """A matplotlib Rectangle for a normalised (y_min, x_min, y_max, x_max) box, drawn on pixel
     edges (imshow puts pixel centres at integers, so edges are at -0.5)."""
@@ -40,10 +62,7 @@ def plot_detections(
     Returns:
         The path written.
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = _pyplot()
 
     num = len(images)
     rows = max(1, -(-num // columns))
@@ -59,12 +78,7 @@ def plot_detections(
             ax.add_patch(_rectangle(box, height, width, "red"))
         ax.set_title(f"true {len(truth)} / pred {len(pred)}", fontsize=8)
     fig.suptitle(f"{title}\ngreen dashed: ground truth, red: predicted", fontsize=9)
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return _save(fig, path)
 
 
 def plot_curves(x, series: dict, path: str | Path, xlabel: str, ylabel: str, title: str = "") -> Path:
@@ -79,10 +93,7 @@ def plot_curves(x, series: dict, path: str | Path, xlabel: str, ylabel: str, tit
     Returns:
         The path written.
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = _pyplot()
 
     fig, ax = plt.subplots(figsize=(5, 3.6))
     for name, (mean, spread) in series.items():
@@ -92,12 +103,7 @@ def plot_curves(x, series: dict, path: str | Path, xlabel: str, ylabel: str, tit
     ax.set_title(title, fontsize=9)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return _save(fig, path)
 
 
 def plot_transfer_curves(
@@ -121,10 +127,7 @@ def plot_transfer_curves(
     Returns:
         The path written.
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = _pyplot()
     from matplotlib.ticker import MaxNLocator
 
     counts = np.asarray(counts)
@@ -141,9 +144,4 @@ def plot_transfer_curves(
     axes[0][0].legend(fontsize=8)
     if title:
         fig.suptitle(title, fontsize=9)
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return _save(fig, path)

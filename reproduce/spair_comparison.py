@@ -23,11 +23,9 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # run from a checkout without installing
 
+from reproduce.table1 import provenance  # noqa: E402
 from tfobj import experiment, figures  # noqa: E402
-from tfobj.config import load_config  # noqa: E402
-
-sys.path.insert(0, str(ROOT / "reproduce"))
-from table1 import provenance, quick_mode_cuts  # noqa: E402
+from tfobj.config import describe_changes, load_config  # noqa: E402
 
 
 @dataclass(frozen=True)
@@ -89,9 +87,7 @@ def main(argv=None) -> dict:
               f"{config.repeats} repeat(s)\n\nPublished: a figure only (SPAIR, AAAI 2019, comparison figure); "
               "no numbers to compare with.\n")
     if args.mode == "quick":
-        cuts = quick_mode_cuts(config, full, ["spair", "conncomp"])
-        cuts += [f"{key}: {getattr(full, key)} -> {getattr(config, key)}" for key in ("digit_counts", "repeats")
-                 if getattr(full, key) != getattr(config, key)]
+        cuts = describe_changes(config, full)
         header += "\nQuick mode — not comparable to the paper. It changes:\n" + "".join(f"- {c}\n" for c in cuts)
     table = header + "\n" + markdown(config, scores) + "\n"
     print(table)

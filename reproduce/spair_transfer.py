@@ -37,7 +37,7 @@ sys.path.insert(0, str(ROOT))  # run from a checkout without installing
 
 from reproduce.table1 import provenance  # noqa: E402
 from tfobj import data, experiment, figures  # noqa: E402
-from tfobj.config import load_config, to_dict  # noqa: E402
+from tfobj.config import describe_changes, load_config  # noqa: E402
 from tfobj.models.baselines.conncomp import ConnComp, detect  # noqa: E402
 from tfobj.models.spair.spair_config import SPAIRConfig  # noqa: E402
 
@@ -162,21 +162,6 @@ def markdown_table(counts, curves: dict, header: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def quick_mode_cuts(config: TransferConfig, full: TransferConfig) -> list[str]:
-    def flatten(tree, prefix=""):
-        flat = {}
-        for key, value in tree.items():
-            flat.update(flatten(value, f"{prefix}{key}.") if isinstance(value, dict) else {f"{prefix}{key}": value})
-        return flat
-
-    def short(value):
-        return f"{len(value)} values" if isinstance(value, (list, tuple)) and len(value) > 6 else str(value)
-
-    quick, reference = flatten(to_dict(config)), flatten(to_dict(full))
-    return [f"{key}: {short(reference[key])} -> {short(value)}" for key, value in quick.items()
-            if value != reference[key]]
-
-
 def main(argv=None) -> dict:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
     args = parse_args(argv)
@@ -204,7 +189,7 @@ def main(argv=None) -> dict:
               "gives no numbers), so there is no published column.\n")
     if args.mode == "quick":
         header += ("\nQuick mode: CPU, cut-down data and training — not comparable to the paper. It changes:\n"
-                   + "".join(f"- {cut}\n" for cut in quick_mode_cuts(config, full)))
+                   + "".join(f"- {cut}\n" for cut in describe_changes(config, full)))
     table = markdown_table(counts, curves, header)
     print(table)
     (out / "spair_transfer.md").write_text(table)

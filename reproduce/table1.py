@@ -11,7 +11,6 @@ Published numbers come from reproduce/published.toml (with their sources); see d
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import logging
 import math
@@ -28,7 +27,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # run from a checkout without installing
 
 from tfobj import experiment, figures  # noqa: E402
-from tfobj.config import load_config, to_dict  # noqa: E402
+from tfobj.config import describe_changes, load_config, to_dict  # noqa: E402
 
 
 @dataclass(frozen=True)
@@ -72,31 +71,6 @@ def parse_args(argv=None):
     if unknown:
         parser.error(f"unknown row(s) {unknown}; valid rows are {list(ROWS)}")
     return args
-
-
-def _flatten(tree: dict, prefix: str = "") -> dict:
-    flat = {}
-    for key, value in tree.items():
-        if isinstance(value, dict):
-            flat.update(_flatten(value, f"{prefix}{key}."))
-        else:
-            flat[f"{prefix}{key}"] = value
-    return flat
-
-
-def _short(value) -> str:
-    return f"{len(value)} values" if isinstance(value, (list, tuple)) and len(value) > 4 else str(value)
-
-
-def quick_mode_cuts(config: Table1Config, full: Table1Config, rows) -> list[str]:
-    """Lines 'row.key: full -> quick' for every value quick mode changes."""
-    cuts = []
-    for name in rows:
-        quick_row = _flatten(to_dict(getattr(config, name)), f"{name}.")
-        full_row = _flatten(to_dict(getattr(full, name)), f"{name}.")
-        cuts += [f"{key}: {_short(full_row[key])} -> {_short(value)}"
-                 for key, value in quick_row.items() if value != full_row[key]]
-    return cuts
 
 
 def format_number(value) -> str:
@@ -161,7 +135,7 @@ def main(argv=None) -> dict:
 
     header = f"# tfobj table 1 ({args.mode} mode)\n"
     if args.mode == "quick":
-        cuts = quick_mode_cuts(config, full, rows)
+        cuts = describe_changes(config, full, only=rows)
         header += ("\nQuick mode: CPU, minutes, cut-down data — not comparable to the paper. It changes:\n"
                    + "".join(f"- {cut}\n" for cut in cuts))
     table = header + "\n" + markdown_table(results, published) + "\n"

@@ -1,9 +1,14 @@
 """Shared pytest options: `--run-slow` enables tests marked `slow`; tests marked `tfa`
 skip when tensorflow-addons does not import, unless TFOBJ_REQUIRE_TFA=1 (CI's TF 2.15 leg),
 where a missing tfa is an error instead of a silent skip."""
+import importlib.util
 import os
+import sys
+from pathlib import Path
 
 import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def pytest_addoption(parser):
@@ -29,3 +34,17 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(pytest.mark.skip(reason="slow: pass --run-slow"))
         if "tfa" in item.keywords and not has_tfa:
             item.add_marker(pytest.mark.skip(reason="tensorflow-addons not importable (TF >= 2.16)"))
+
+
+@pytest.fixture(scope="session")
+def load_script():
+    """`load_script("table1")` imports reproduce/table1.py as module `table1`, registered in
+    sys.modules (dataclass type hints are resolved through it), as a user running it would."""
+    def load(name):
+        spec = importlib.util.spec_from_file_location(name, ROOT / "reproduce" / f"{name}.py")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+        return module
+
+    return load

@@ -3,7 +3,7 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from tfobj.config import from_dict, load_config, to_dict
+from tfobj.config import describe_changes, from_dict, load_config, to_dict
 
 
 @dataclass(frozen=True)
@@ -96,3 +96,13 @@ def test_partial_table_keeps_the_fields_own_default(tmp_path):
     config = load_config(WithFactory, path, mode="quick")
     assert config.other == Inner(steps=9, name="shapes", rate=0.5)
     assert config.main == Inner()
+
+
+def test_describe_changes_lists_dotted_keys_that_differ():
+    reference = WithFactory()
+    config = WithFactory(main=Inner(steps=5, size=(96, 96)), other=Inner(steps=9, name="shapes", rate=0.5))
+    assert describe_changes(config, reference) == [
+        "main.steps: 100 -> 5", "main.size: (48, 48) -> (96, 96)", "other.rate: 0.0001 -> 0.5"]
+    assert describe_changes(config, reference, only=["other"]) == ["other.rate: 0.0001 -> 0.5"]
+    long = Outer(train=Inner(size=(1, 2)))
+    assert describe_changes(config, config) == [] and describe_changes(long, long) == []

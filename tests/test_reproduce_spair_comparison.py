@@ -1,14 +1,10 @@
 """reproduce/spair_comparison.py on a tiny config: table, JSON, figure; the CI formula."""
-import importlib.util
 import json
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 from scipy import stats
 
-ROOT = Path(__file__).resolve().parents[1]
 TINY = ["digit_counts=[1, 2]", "repeats=2",
         "spair.model.backbone_filters=8", "spair.model.backbone_features=8", "spair.model.cell_hidden=[8, 8]",
         "spair.model.passthrough_features=4", "spair.model.encoder_hidden=[8, 8]",
@@ -20,13 +16,8 @@ TINY = ["digit_counts=[1, 2]", "repeats=2",
 
 
 @pytest.fixture(scope="module")
-def comparison():
-    sys.path.insert(0, str(ROOT / "reproduce"))
-    spec = importlib.util.spec_from_file_location("spair_comparison", ROOT / "reproduce" / "spair_comparison.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["spair_comparison"] = module
-    spec.loader.exec_module(module)
-    return module
+def comparison(load_script):
+    return load_script("spair_comparison")
 
 
 def test_mean_and_ci_is_the_normal_95_interval(comparison):

@@ -1,7 +1,5 @@
 """reproduce/spair_transfer.py end to end on a tiny config: table, results.json, PNG, strict keys."""
-import importlib.util
 import json
-import sys
 from pathlib import Path
 
 import pytest
@@ -16,12 +14,8 @@ TINY = ["model.backbone_filters=8", "model.backbone_features=8", "model.cell_hid
 
 
 @pytest.fixture(scope="module")
-def transfer():
-    spec = importlib.util.spec_from_file_location("spair_transfer", ROOT / "reproduce" / "spair_transfer.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["spair_transfer"] = module  # dataclass type hints are resolved through sys.modules
-    spec.loader.exec_module(module)
-    return module
+def transfer(load_script):
+    return load_script("spair_transfer")
 
 
 def overrides(items):

@@ -1,22 +1,14 @@
 """reproduce/table1.py end to end on a tiny config: table, results.json, PNG, errors."""
-import importlib.util
 import json
 import math
-import sys
-from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
-def table1():
-    spec = importlib.util.spec_from_file_location("table1", ROOT / "reproduce" / "table1.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["table1"] = module  # dataclass type hints are resolved through sys.modules
-    spec.loader.exec_module(module)
-    return module
+def table1(load_script):
+    return load_script("table1")
 
 
 TINY = ["conncomp_detection.num_tune_images=20", "conncomp_detection.num_test_images=20",

@@ -1,14 +1,10 @@
 """reproduce/train_spair.py: strict config, run directory contents, resume by re-running."""
-import importlib.util
 import json
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 import tensorflow as tf
 
-ROOT = Path(__file__).resolve().parents[1]
 TINY = ["model.backbone_filters=8", "model.backbone_features=8", "model.cell_hidden=[8, 8]",
         "model.passthrough_features=4", "model.encoder_hidden=[8, 8]", "model.decoder_hidden=[8, 8]",
         "model.num_what=4", "image_size=[24, 24]", "max_digits=2", "num_train_images=16",
@@ -16,12 +12,8 @@ TINY = ["model.backbone_filters=8", "model.backbone_features=8", "model.cell_hid
 
 
 @pytest.fixture(scope="module")
-def train_spair():
-    spec = importlib.util.spec_from_file_location("train_spair", ROOT / "reproduce" / "train_spair.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["train_spair"] = module
-    spec.loader.exec_module(module)
-    return module
+def train_spair(load_script):
+    return load_script("train_spair")
 
 
 def overrides(items):

@@ -120,6 +120,32 @@ def to_dict(config) -> dict:
     return dataclasses.asdict(config)
 
 
+def _flatten(tree: Mapping, prefix: str = "") -> dict:
+    flat = {}
+    for key, value in tree.items():
+        if isinstance(value, Mapping):
+            flat.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+def describe_changes(config, reference, only: Sequence[str] | None = None) -> list[str]:
+    """Lines `key.path: reference value -> value` for every field where `config` differs from
+    `reference` (e.g. what quick mode changes relative to full mode). Long lists are shown by length.
+
+    Args:
+        config, reference: instances of the same config dataclass.
+        only: if given, top-level field names to compare (others are skipped).
+    """
+    def short(value):
+        return f"{len(value)} values" if isinstance(value, (list, tuple)) and len(value) > 4 else str(value)
+
+    changed, original = _flatten(to_dict(config)), _flatten(to_dict(reference))
+    return [f"{key}: {short(original[key])} -> {short(value)}" for key, value in changed.items()
+            if value != original[key] and (only is None or key.split(".")[0] in only)]
+
+
 def _parse_override(text: str) -> tuple[str, Any]:
     """Parses `a.b=value`; the value is read as TOML (`3`, `0.5`, `true`, `[48, 48]`, `"s"`),
     else taken as a bare string."""

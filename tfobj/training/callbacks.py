@@ -6,6 +6,7 @@ import math
 
 import keras
 
+from tfobj import metrics
 from tfobj.training import schedules
 
 log = logging.getLogger(__name__)
@@ -117,8 +118,6 @@ class DetectionEvaluation(keras.callbacks.Callback):
         self._writer = None
 
     def on_epoch_end(self, epoch, logs=None):
-        from tfobj import metrics  # noqa: PLC0415 (metrics imports nothing heavy; kept local for clarity)
-
         found = predict_detections(self.model, self.images)
         ap = metrics.average_precision([d["boxes"] for d in found], [d["scores"] for d in found], self.boxes,
                                        num_gt=self.num_objects)

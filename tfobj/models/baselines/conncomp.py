@@ -159,11 +159,6 @@ class ConnComp(keras.layers.Layer):
         }
 
 
-def unpad(values: np.ndarray, counts: np.ndarray) -> list[np.ndarray]:
-    """Splits a zero-padded `[B, N, ...]` array into a list of `[count_b, ...]` arrays."""
-    return [np.asarray(v)[: int(n)] for v, n in zip(values, counts)]
-
-
 def detect(conncomp: ConnComp, images: np.ndarray, batch_size: int = 256) -> list[dict]:
     """Runs `conncomp` over `images` `[N, H, W, C]` in batches; one dict per image with
     "boxes" `[n, 4]`, "scores" `[n]`, "centroids" `[n, 2]`, "colours" `[n]` (numpy)."""

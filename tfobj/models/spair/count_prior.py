@@ -67,6 +67,8 @@ import numbers
 import numpy as np
 import tensorflow as tf
 
+from tfobj.training import schedules
+
 __all__ = [
     "conditional_pres_probs",
     "count_prior_kl",
@@ -274,7 +276,4 @@ def original_count_prior_s(step) -> tf.Tensor:
     → 1/(1.0125 + 1e-6) ≈ 0.98765. (The original config calls 0.0125 `final_count_prior_log_odds`, but
     it is the end value of v, which the schedule then logs.)
     """
-    t = tf.cast(step, tf.float32)
-    start, end, decay_rate, decay_steps = 1e6, 0.0125, 0.1, 1000.0
-    v = (start - end) * tf.math.exp(t / decay_steps * math.log(decay_rate)) + end
-    return count_prior_s_from_log_odds(tf.math.log(v + 1e-6))
+    return schedules.count_prior_s(step, start=1e6, end=0.0125, decay_rate=0.1, decay_steps=1000.0)

@@ -1,7 +1,7 @@
 """SPAIR's comparison figure as a table: test AP on Scattered MNIST 48x48 with exactly n digits,
 n = 1, 3, 5, 7, 9, for SPAIR and ConnComp; mean and 95% confidence interval over repeats.
 
-    python reproduce/spair_comparison.py                 # quick mode (CPU): cut-down training, 1 repeat
+    python reproduce/spair_comparison.py                 # quick mode (CPU): cut-down training, 2 repeats
     python reproduce/spair_comparison.py --mode full     # the paper's protocol: 6 repeats per n (GPU)
 
 The paper shows these results only as a figure (no numbers were published; docs/reproducing.md), so the

@@ -251,6 +251,7 @@ def fit_spair(config: SPAIRExperiment, train_images: np.ndarray, val: dict, run_
 
     from tfobj.models.spair.spair import SPAIR
     from tfobj.training.callbacks import DetectionEvaluation, SPAIRSchedule, StopOnNaN
+    from tfobj.training.optimizers import spair_optimizer
 
     keras.utils.set_random_seed(config.seed)
     batches = (data.as_dataset({"images": train_images}, keys=["images"])
@@ -259,8 +260,7 @@ def fit_spair(config: SPAIRExperiment, train_images: np.ndarray, val: dict, run_
 
     model = SPAIR(config.model, seed=config.seed)
     model(val["images"][:1])  # build (BackupAndRestore needs a built model)
-    model.compile(optimizer=keras.optimizers.Adam(config.model.learning_rate,
-                                                  global_clipnorm=config.model.max_gradient_norm))
+    model.compile(optimizer=spair_optimizer(config.model, seed=config.seed))
     with tempfile.TemporaryDirectory() as work:
         directory = Path(run_dir) if run_dir is not None else Path(work)
         best = str(directory / "best.weights.h5")

@@ -54,8 +54,10 @@ def reference_interpolate(box, value_map, y, x, height, width, pad) -> np.ndarra
     return total
 
 
-def reference_render(background, appearance, alpha, boxes, z_pres, z_depth) -> np.ndarray:
-    """Algorithm 1, line by line, in float64, looping over images, pixels and objects."""
+def reference_render(background, appearance, alpha, boxes, z_pres, z_depth, importance="seed") -> np.ndarray:
+    """Algorithm 1, line by line, in float64, looping over images, pixels and objects. importance "seed":
+    gamma = alpha z_pres sigmoid(-z_depth) (supplement); "original": max(alpha z_pres 4 sigmoid(z_depth), 0.01)
+    per texel (auto_yolo yolo_air.py)."""
     background, appearance, alpha, boxes, z_pres, z_depth = (
         np.asarray(a, np.float64) for a in (background, appearance, alpha, boxes, z_pres, z_depth)
     )
@@ -64,7 +66,10 @@ def reference_render(background, appearance, alpha, boxes, z_pres, z_depth) -> n
     out = background.copy()
     for n in range(num_images):
         alpha_tilde = [alpha[n, k] * z_pres[n, k] for k in range(num_objects)]
-        gamma = [alpha[n, k] * z_pres[n, k] * _sigmoid(-z_depth[n, k]) for k in range(num_objects)]
+        if importance == "seed":
+            gamma = [alpha[n, k] * z_pres[n, k] * _sigmoid(-z_depth[n, k]) for k in range(num_objects)]
+        else:
+            gamma = [np.maximum(alpha[n, k] * z_pres[n, k] * 4 * _sigmoid(z_depth[n, k]), 0.01) for k in range(num_objects)]
         for y in range(height):
             for x in range(width):
                 bg = background[n, y, x]
@@ -184,6 +189,28 @@ def test_matches_numpy_reference_float32(case):
     got = render_sprites(*inputs)
     assert got.dtype == tf.float32 and got.shape == inputs[0].shape
     np.testing.assert_allclose(got.numpy(), expected, rtol=0, atol=1e-5)
+
+
+@pytest.mark.parametrize("case", ["rgb_batch3_nonsquare", "gray_single", "rgb_many_overlaps", "no_objects"])
+def test_original_importance_matches_numpy_reference(case):
+    inputs = random_inputs(*CASES[case])
+    expected = reference_render(*inputs, importance="original")
+    np.testing.assert_allclose(render_sprites(*inputs, importance="original").numpy(), expected, rtol=0, atol=1e-5)
+    if case != "no_objects":  # the two importances really differ on these inputs
+        assert np.abs(expected - reference_render(*inputs)).max() > 0.05
+
+
+def test_original_importance_absent_object_pulls_towards_background():
+    """The original code's floor: an absent object (z_pres = 0) still writes the background with
+    importance 0.01, diluting an opaque present object it overlaps; the seed's importance does not."""
+    background = np.zeros((1, 4, 4, 1), np.float32)
+    sprites = np.ones((1, 2, 2, 2, 1), np.float32)
+    boxes = np.array([[[0, 0, 1, 1], [0, 0, 1, 1]]], np.float32)
+    z_pres, z_depth = np.array([[1.0, 0.0]], np.float32), np.zeros((1, 2), np.float32)
+    seed = render_sprites(background, sprites, sprites, boxes, z_pres, z_depth).numpy()
+    original = render_sprites(background, sprites, sprites, boxes, z_pres, z_depth, importance="original").numpy()
+    np.testing.assert_allclose(seed[0, 1:3, 1:3], 1.0)  # interior pixels: fully the present object
+    np.testing.assert_allclose(original[0, 1:3, 1:3], 2.0 / 2.01, rtol=1e-6)  # gamma 4*0.5 vs floor 0.01
 
 
 @pytest.mark.parametrize("case", ["rgb_batch3_nonsquare", "rgb_many_overlaps"])
@@ -490,26 +517,77 @@ def test_tf_function_with_unknown_shapes():
     assert render_sprites(*empty).shape == (0, 6, 5, 3)
 
 
-def test_jit_compile_forward_and_gradient():
-    """Under jit_compile the renderer gives the same values and gradients as the default graph.
-    (XLA only manages by treating the data-dependent pair count as a compile-time constant, so it
-    recompiles for every new set of box pixel ranges: documented as unusable for training in the
-    module docstring; this test checks correctness only.)"""
-    inputs = [tf.constant(a) for a in random_inputs(*CASES["gray_single"])]
+def _value_and_grads(*args, **kwargs):
+    with tf.GradientTape() as tape:
+        tape.watch(args)
+        out = render_sprites(*args, **kwargs)
+        loss = tf.reduce_sum(tf.square(out - 0.5))
+    return out, [tf.convert_to_tensor(g) for g in tape.gradient(loss, args)]
 
-    def value_and_grads(*args):
-        with tf.GradientTape() as tape:
-            tape.watch(args)
-            out = render_sprites(*args)
-            loss = tf.reduce_sum(tf.square(out - 0.5))
-        return out, [tf.convert_to_tensor(g) for g in tape.gradient(loss, args)]
 
-    out_xla, grads_xla = tf.function(value_and_grads, jit_compile=True)(*inputs)
-    out, grads = value_and_grads(*inputs)
-    np.testing.assert_allclose(out_xla.numpy(), out.numpy(), atol=1e-5)
-    for name, g_xla, g in zip(ARG_NAMES, grads_xla, grads):
+def _assert_same_values_and_grads(got, expected):
+    np.testing.assert_allclose(got[0].numpy(), expected[0].numpy(), atol=1e-5)
+    for name, g_got, g in zip(ARG_NAMES, got[1], expected[1]):
         # Sums over many pairs in a different order: float32 round-off relative to the largest entry.
-        np.testing.assert_allclose(g_xla.numpy(), g.numpy(), atol=1e-4 * max(1.0, np.abs(g.numpy()).max()), err_msg=name)
+        np.testing.assert_allclose(g_got.numpy(), g.numpy(), atol=1e-4 * max(1.0, np.abs(g.numpy()).max()), err_msg=name)
+
+
+@pytest.mark.parametrize("case, importance", [("gray_single", "seed"), ("rgb_batch3_nonsquare", "seed"),
+                                              ("rgb_many_overlaps", "original")])
+def test_jit_compile_forward_and_gradient(case, importance):
+    """Under jit_compile (static pair windows; no bound: the whole image) the renderer gives the values
+    and gradients of the default (ragged) path, on boxes of every kind (outside, huge, inverted, NaN-free)."""
+    inputs = [tf.constant(a) for a in random_inputs(*CASES[case])]
+    xla = tf.function(lambda *a: _value_and_grads(*a, importance=importance), jit_compile=True)
+    _assert_same_values_and_grads(xla(*inputs), _value_and_grads(*inputs, importance=importance))
+
+
+def _bounded_inputs(seed, max_box_px):
+    """Boxes computed inside the function from a variable (so XLA cannot treat their values as
+    constants), sizes up to `max_box_px` pixels on a 24x36 image, some near the image border."""
+    rng = np.random.default_rng(seed)
+    batch, height, width, num_objects = 2, 24, 36, 7
+    background = rng.random((batch, height, width, 3)).astype(np.float32)
+    appearance = rng.random((batch, num_objects, 5, 4, 3)).astype(np.float32)
+    alpha = rng.random((batch, num_objects, 5, 4, 1)).astype(np.float32)
+    size = rng.uniform(0.3, 1.0, (batch, num_objects, 2)) * max_box_px / np.array([height, width])
+    size[0, 0] = max_box_px / np.array([height, width])  # a box of exactly the bound
+    centre = rng.uniform(-0.1, 1.1, (batch, num_objects, 2))
+    boxes = np.concatenate([centre - size / 2, centre + size / 2], -1).astype(np.float32)
+    z_pres = rng.choice([0.0, 1.0, 0.6], (batch, num_objects)).astype(np.float32)
+    z_depth = rng.normal(0, 2, (batch, num_objects)).astype(np.float32)
+    return background, appearance, alpha, boxes, z_pres, z_depth
+
+
+def test_jit_compile_with_box_bound_matches_ragged_path_and_compiles_once():
+    """SPAIR's case: boxes computed in the graph, a static bound on their size. One XLA program serves
+    every box configuration (new boxes change no shape), and each gives the ragged path's result."""
+    max_box = (10.0, 10.0)
+    shift = tf.Variable(tf.zeros([2, 7, 4]))
+
+    @tf.function(jit_compile=True)
+    def render_xla(background, appearance, alpha, boxes, z_pres, z_depth):
+        return _value_and_grads(background, appearance, alpha, boxes + shift, z_pres, z_depth, max_box_size=max_box)
+
+    for seed in range(3):
+        inputs = [tf.constant(a) for a in _bounded_inputs(seed, max_box[0])]
+        translation = tf.random.stateless_uniform([2, 7, 2], [seed, 1], -0.05, 0.05)
+        shift.assign(tf.concat([translation, translation], -1))  # moves the boxes, keeps their sizes
+        shifted = list(inputs)
+        shifted[3] = inputs[3] + shift
+        _assert_same_values_and_grads(render_xla(*inputs), _value_and_grads(*shifted))
+    assert render_xla.experimental_get_tracing_count() == 1
+
+
+def test_jit_compile_cuts_boxes_larger_than_the_bound_to_their_window():
+    """A box above max_box_size keeps only the first rows/columns of its pixel rectangle under XLA."""
+    background = np.zeros((1, 24, 24, 1), np.float32)
+    sprite = np.ones((1, 1, 2, 2, 1), np.float32)
+    boxes = np.array([[[0.0, 0.0, 1.0, 1.0]]], np.float32)  # 24 px; window floor(6 * 1.5) + 2 = 11
+    ones = np.ones((1, 1), np.float32)
+    out = tf.function(lambda *a: render_sprites(*a, max_box_size=(6.0, 6.0)), jit_compile=True)(
+        background, sprite, sprite, boxes, ones, ones - 1)
+    assert np.all(out.numpy()[0, :11, :11] > 0) and np.all(out.numpy()[0, 11:] == 0) and np.all(out.numpy()[0, :, 11:] == 0)
 
 
 # ----------------------------------------------------------------------------- mixed precision
@@ -547,6 +625,9 @@ def test_keras_layer_float32_and_mixed_policy():
     np.testing.assert_array_equal(layer(*inputs).numpy(), render_sprites(*inputs).numpy())
     clone = RenderSprites.from_config(layer.get_config())
     assert clone.name == "renderer" and not clone.weights
+    original = RenderSprites.from_config(RenderSprites(importance="original", max_box_size=(6, 6)).get_config())
+    assert (original.importance, original.max_box_size) == ("original", (6.0, 6.0))
+    np.testing.assert_array_equal(original(*inputs).numpy(), render_sprites(*inputs, importance="original").numpy())
     # mixed_float16: no autocast of the inputs (float32 boxes keep their precision), float16 output.
     mixed = RenderSprites(dtype="mixed_float16")
     out = mixed(*inputs)
@@ -586,6 +667,14 @@ def test_shape_errors(arg, shape, message):
     inputs[arg] = np.zeros(shape, np.float32)
     with pytest.raises(ValueError, match=message):
         render_sprites(*inputs)
+
+
+@pytest.mark.parametrize("kwargs, message", [(dict(importance="softmax"), "importance must be one of"),
+                                             (dict(max_box_size=(0.0, 5.0)), "max_box_size must be"),
+                                             (dict(max_box_size=(5.0,)), "max_box_size must be")])
+def test_option_errors(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        render_sprites(*_good_inputs(), **kwargs)
 
 
 def test_dtype_and_empty_sprite_errors():

@@ -48,6 +48,8 @@ import warnings
 import numpy as np
 import tensorflow as tf
 
+from tfobj.ops.xla import in_xla_context
+
 __all__ = ["connected_components", "tfa_available"]
 
 _IMPLEMENTATIONS = ("native", "tfa", "auto")
@@ -88,7 +90,7 @@ def connected_components(images, name: str | None = None, implementation: str = 
             implementation = "tfa" if tfa_available() else "native"
         if implementation == "tfa":
             return _require_tfa().image.connected_components(images)
-        if _in_xla_context():
+        if in_xla_context():
             # Under XLA the compacted edge lists get padded static shapes and the loops never end.
             raise NotImplementedError(
                 'connected_components(implementation="native") cannot be compiled with XLA '
@@ -102,20 +104,6 @@ def connected_components(images, name: str | None = None, implementation: str = 
 def tfa_available() -> bool:
     """Whether `tfa.image.connected_components` imports and runs (tensorflow-addons on TF <= 2.15)."""
     return _import_tfa() is not None
-
-
-def _in_xla_context() -> bool:
-    """Whether ops are being traced for XLA (`tf.function(jit_compile=True)`), even when nested.
-
-    Uses TF's private control-flow utility (present in TF 2.15 to 2.21); if it moves, the check
-    is skipped.
-    """
-    try:
-        from tensorflow.python.ops import control_flow_util
-
-        return bool(control_flow_util.GraphOrParentsInXlaContext(tf.compat.v1.get_default_graph()))
-    except Exception:  # noqa: BLE001 - best effort only
-        return False
 
 
 def _check_images(images: tf.Tensor) -> None:

@@ -56,6 +56,11 @@ growing (tests/rendering/test_render_sprites.py::test_box_size_gradient_resists_
 the band renders `W^2`, the box that best reconstructs a hard-edged object is slightly larger than the
 object (in that test, under a squared error: about a quarter texel per side).
 
+Importance: `importance="original"` replaces the supplement's importance by the original code's
+`max(alpha * z_pres * 4 sigmoid(z_depth), 0.01)` (notes §7 #1): higher depth in front, and the floor lets an
+absent object (z_pres = 0) still write the background with weight 0.01. That importance is a per-texel map
+(the floor makes it non-linear in alpha), interpolated like alpha with zero padding.
+
 Implementation: the (object, pixel) pairs are enumerated directly (ragged ranges over each object's
 clipped pixel rectangle, the box plus its half-texel fringe), the sprites are read by a 4-tap bilinear
 gather whose out-of-grid taps get weight 0, and `tf.math.unsorted_segment_sum` accumulates into the
@@ -84,19 +89,31 @@ the tests use for tight finite-difference checks.
 Limits: pixel and pair indices are int32, so `B*H*W` and the number of (object, pixel) pairs must stay
 below 2**31.
 
-XLA: the function runs under `tf.function(jit_compile=True)` (forward and gradient, same results), but
-XLA needs static shapes, so TensorFlow treats the data-dependent sizes (the pair count, derived from
-the box values) as compile-time constants and compiles a new XLA program for every new set of box
-pixel ranges (1-5 s each on a 2-core CPU). That is correct but useless for training, where the boxes change
-every step: call the renderer without `jit_compile` (the default). A static pair budget would be needed
-to make it XLA-friendly; see benchmarks/render_sprites.py.
+XLA: XLA needs static shapes, and the ragged pair list above has a data-dependent size. When traced
+for XLA (`tf.function(jit_compile=True)`, Keras `compile(jit_compile=True)`, or Keras' "auto" on a GPU),
+`render_sprites` therefore enumerates a static window of pairs per object instead: `min(floor(bound_h *
+(1 + 1/h)) + 2, H)` rows by the same for columns, anchored at the object's first covered pixel, where
+`max_box_size = (bound_h, bound_w)` bounds every box (in pixels; the box plus its fringe spans at most
+`bound * (1 + 1/h)` pixels, so the window holds all of it), and pairs outside the object's rectangle are
+dropped. All pixels are then blended (per-pixel arithmetic, no scatter). The result is the ragged path's
+(tested, values and gradients, with boxes computed inside the compiled function, one compilation for
+all box values); the cost is `K * window` pairs, which SPAIR bounds by its anchor (48 px). Without
+`max_box_size` the window is the whole image (`K * H * W` pairs). A box larger than the bound keeps only
+the first window rows and columns of its pixels.
 """
 from __future__ import annotations
 
 import keras
 import tensorflow as tf
 
-__all__ = ["render_sprites", "RenderSprites"]
+from tfobj.ops.xla import in_xla_context
+
+__all__ = ["render_sprites", "RenderSprites", "IMPORTANCE_MODES"]
+
+IMPORTANCE_MODES = ("seed", "original")
+ORIGINAL_IMPORTANCE_FLOOR = 0.01  # original code: importance = max(alpha * z_pres * 4 sigmoid(z_depth), 0.01)
+ORIGINAL_DEPTH_SCALE = 4.0
+_INDEX = tf.int32  # pixel and pair indices
 
 # (argument name, layout) for the static shape checks; an int is a fixed size.
 _LAYOUTS = (
@@ -109,7 +126,8 @@ _LAYOUTS = (
 )
 
 
-def render_sprites(background, appearance, alpha, boxes, z_pres, z_depth, name: str | None = None) -> tf.Tensor:
+def render_sprites(background, appearance, alpha, boxes, z_pres, z_depth, importance: str = "seed",
+                   max_box_size: tuple[float, float] | None = None, name: str | None = None) -> tf.Tensor:
     """Renders sprites over a background with SPAIR's Algorithm 1 (see the module docstring).
 
     Args:
@@ -120,6 +138,13 @@ def render_sprites(background, appearance, alpha, boxes, z_pres, z_depth, name: 
         coordinates may lie outside [0, 1]; empty or inverted boxes render nothing.
       z_pres: `[B, K]` presence in [0, 1] (0 for padding objects).
       z_depth: `[B, K]` real relative depth; lower depth = more importance = in front.
+      importance: "seed" (default): the supplement's `alpha * z_pres * sigmoid(-z_depth)`; "original":
+        the original code's `max(alpha * z_pres * 4 sigmoid(z_depth), 0.01)` (higher depth in front, and
+        absent objects keep a small importance, so they pull covered pixels towards the background).
+      max_box_size: `(height, width)` in pixels, an upper bound on every box's size, or None (no bound).
+        Used only when traced for XLA (`jit_compile=True`), where each object gets a static window of
+        `min(floor(bound * (1 + 1/h)) + 2, H)` rows (likewise columns) of pairs: without a bound the
+        window is the whole image (K·H·W pairs). A box larger than the bound is cut to its window.
       name: optional name scope.
 
     All arguments must have floating dtypes. Shapes may be unknown inside a `tf.function`
@@ -134,6 +159,11 @@ def render_sprites(background, appearance, alpha, boxes, z_pres, z_depth, name: 
         the argument, its shape and the expected shape).
       TypeError: if an argument is not floating point.
     """
+    if importance not in IMPORTANCE_MODES:
+        raise ValueError(f"render_sprites: importance must be one of {IMPORTANCE_MODES}; got {importance!r}")
+    if max_box_size is not None and (len(max_box_size) != 2 or not all(float(b) > 0 for b in max_box_size)):
+        raise ValueError(f"render_sprites: max_box_size must be (height, width) > 0 in pixels or None; "
+                         f"got {max_box_size!r}")
     with tf.name_scope(name or "render_sprites"):
         args = {}
         for (arg_name, _), value in zip(_LAYOUTS, (background, appearance, alpha, boxes, z_pres, z_depth)):
@@ -145,7 +175,11 @@ def render_sprites(background, appearance, alpha, boxes, z_pres, z_depth, name: 
         out_dtype = args["background"].dtype
         compute_dtype = tf.float64 if out_dtype == tf.float64 else tf.float32
         cast = [tf.cast(args[arg_name], compute_dtype) for arg_name, _ in _LAYOUTS]
-        output = _RENDER_FUNCTIONS[compute_dtype](*cast)
+        if in_xla_context():  # static pair windows, traced into the caller's XLA program
+            bound = (float("inf"),) * 2 if max_box_size is None else tuple(float(b) for b in max_box_size)
+            output = _render(*cast, importance=importance, max_box_size=bound)
+        else:  # the exact ragged pair list
+            output = _RENDER_FUNCTIONS[compute_dtype, importance](*cast)
         return tf.cast(output, out_dtype)
 
 
@@ -238,13 +272,17 @@ def _pixel_range(start, end, sprite_size, image_size, valid):
     return lo, tf.maximum(hi - lo, 0)
 
 
-def _render(background, appearance, alpha, boxes, z_pres, z_depth):
-    """Algorithm 1 on validated tensors of one float dtype (see the module docstring)."""
+def _render(background, appearance, alpha, boxes, z_pres, z_depth, importance="seed", max_box_size=None):
+    """Algorithm 1 on validated tensors of one float dtype (see the module docstring).
+
+    `importance` is "seed" or "original"; `max_box_size` None enumerates the exact ragged pair list,
+    else (height, width) in pixels (floats, inf allowed) bounds every box and gives each object a
+    static window of pairs (the XLA path).
+    """
     dtype = background.dtype
-    index_dtype = tf.int32
-    bg_shape = tf.shape(background, out_type=index_dtype)
+    bg_shape = tf.shape(background, out_type=_INDEX)
     batch, height, width, channels = bg_shape[0], bg_shape[1], bg_shape[2], bg_shape[3]
-    sprite_shape = tf.shape(appearance, out_type=index_dtype)
+    sprite_shape = tf.shape(appearance, out_type=_INDEX)
     num_slots, sprite_h, sprite_w = sprite_shape[1], sprite_shape[2], sprite_shape[3]
     num_objects = batch * num_slots
     height_f, width_f = tf.cast(height, dtype), tf.cast(width, dtype)
@@ -259,85 +297,140 @@ def _render(background, appearance, alpha, boxes, z_pres, z_depth):
     bottom, right = boxes[:, 2] * height_f, boxes[:, 3] * width_f
     box_h, box_w = bottom - top, right - left
     valid = finite & (box_h > 0) & (box_w > 0) & tf.math.is_finite(box_h) & tf.math.is_finite(box_w)
-
     row0, num_rows = _pixel_range(top, bottom, sprite_h_f, height_f, valid)
     col0, num_cols = _pixel_range(left, right, sprite_w_f, width_f, valid)
-    counts = num_rows * num_cols  # zero for invalid boxes and boxes whose fringe misses the image
+    # The window path also has pairs of invalid boxes (all dropped): keep their coordinates finite, so
+    # that their zero gradients stay zero.
+    top, left = tf.where(valid, top, tf.zeros_like(top)), tf.where(valid, left, tf.zeros_like(left))
+    box_h, box_w = tf.where(valid, box_h, tf.ones_like(box_h)), tf.where(valid, box_w, tf.ones_like(box_w))
 
-    # Enumerate the (object, pixel) pairs: pair p belongs to object obj[p] and is its local-th pixel.
-    obj = tf.repeat(tf.range(num_objects, dtype=index_dtype), counts)
-    starts = tf.cumsum(counts, exclusive=True)
-    local = tf.range(tf.size(obj, out_type=index_dtype), dtype=index_dtype) - tf.gather(starts, obj)
-    pair_cols = tf.gather(num_cols, obj)
-    rows = tf.gather(row0, obj) + local // pair_cols
-    cols = tf.gather(col0, obj) + local % pair_cols
+    # The (object, pixel) pairs: pair p writes object obj[p] into pixel (rows[p], cols[p]).
+    if max_box_size is None:
+        obj, rows, cols = _ragged_pairs(row0, num_rows, col0, num_cols)
+        kept = None
+    else:
+        window = [tf.cast(tf.minimum(tf.floor(bound * (1.0 + 1.0 / n)) + 2.0, image), _INDEX)
+                  for bound, n, image in zip(max_box_size, (sprite_h_f, sprite_w_f), (height_f, width_f))]
+        obj, rows, cols, kept = _window_pairs(row0, num_rows, col0, num_cols, window)
 
-    # Sprite coordinates of the pixel centres (differentiable in the boxes); -1 < u < h, -1 < v < w.
+    # The sprites' values at the pixel centres: colour S (zero-padded), alpha, in-grid weight W and,
+    # for the original importance, the importance map (zero-padded).
     u = _sprite_coordinate(tf.cast(rows, dtype), tf.gather(top, obj), tf.gather(box_h, obj), sprite_h_f)
     v = _sprite_coordinate(tf.cast(cols, dtype), tf.gather(left, obj), tf.gather(box_w, obj), sprite_w_f)
+    maps = [appearance, alpha]
+    if importance == "original":
+        depth_factor = ORIGINAL_DEPTH_SCALE * tf.sigmoid(z_depth)
+        maps.append(tf.maximum(alpha * (z_pres * depth_factor)[:, :, None, None, None], ORIGINAL_IMPORTANCE_FLOOR))
+    texels = tf.reshape(tf.concat(maps, axis=-1), tf.stack([-1, channels + len(maps) - 1]))
+    sample, coverage = _bilinear_zero_padded(texels, obj, u, v, sprite_h, sprite_w)
+    rgb, alpha_sample = sample[:, :channels], sample[:, channels : channels + 1]
+
+    # alpha' = INTERPOLATE(alpha * z_pres); gamma' = INTERPOLATE(importance): for the seed's importance
+    # alpha * z_pres * sigmoid(-z_depth) that is alpha' * sigmoid(-z_depth) (interpolation is linear).
+    alpha_p = alpha_sample * tf.gather(tf.reshape(z_pres, [-1]), obj)[:, None]
+    if importance == "original":
+        gamma_p = sample[:, -1:]
+    else:
+        gamma_p = alpha_p * tf.gather(tf.sigmoid(-tf.reshape(z_depth, [-1])), obj)[:, None]
+
+    # o' = S + (1 - W) bg (background padding), so alpha' o' + (1 - alpha') bg = alpha' S +
+    # (1 - alpha' W) bg. Accumulate [sum gamma' alpha' S, sum gamma' (1 - alpha' W), sum gamma'].
+    num_pixels = batch * height * width
+    pixel = (obj // num_slots) * (height * width) + rows * width + cols
+    contributions = tf.concat([gamma_p * alpha_p * rgb, gamma_p * (1.0 - alpha_p * coverage), gamma_p], axis=1)
+    background = tf.reshape(background, tf.stack([num_pixels, channels]))
+    if kept is None:
+        output = _blend_covered(contributions, pixel, background, num_pixels)
+    else:
+        # Pairs outside their object's rectangle go to an extra segment that is dropped.
+        pixel = tf.where(kept, pixel, num_pixels)
+        sums = tf.math.unsorted_segment_sum(contributions, pixel, num_segments=num_pixels + 1)[:-1]
+        output = _blend(sums, background)
+    return tf.reshape(output, bg_shape)
+
+
+def _ragged_pairs(row0, num_rows, col0, num_cols):
+    """Every object's pixel rectangle, listed: (obj, rows, cols), each `[P]` int32, P = sum of areas."""
+    counts = num_rows * num_cols
+    num_objects = tf.size(counts, out_type=_INDEX)
+    obj = tf.repeat(tf.range(num_objects, dtype=_INDEX), counts)
+    starts = tf.cumsum(counts, exclusive=True)
+    local = tf.range(tf.size(obj, out_type=_INDEX), dtype=_INDEX) - tf.gather(starts, obj)
+    pair_cols = tf.gather(num_cols, obj)
+    return obj, tf.gather(row0, obj) + local // pair_cols, tf.gather(col0, obj) + local % pair_cols
+
+
+def _window_pairs(row0, num_rows, col0, num_cols, window):
+    """A static `window = (rows, cols)` of pairs per object, anchored at its rectangle's first pixel:
+    (obj, rows, cols, kept), each `[num_objects * rows * cols]`; `kept` marks the pairs inside the
+    object's rectangle (the others may lie outside the image)."""
+    window_rows, window_cols = window
+    num_objects = tf.size(row0, out_type=_INDEX)
+    per_object = window_rows * window_cols
+    obj = tf.repeat(tf.range(num_objects, dtype=_INDEX), per_object)
+    local = tf.tile(tf.range(per_object, dtype=_INDEX), [num_objects])
+    local_row, local_col = local // window_cols, local % window_cols
+    kept = (local_row < tf.gather(num_rows, obj)) & (local_col < tf.gather(num_cols, obj))
+    return obj, tf.gather(row0, obj) + local_row, tf.gather(col0, obj) + local_col, kept
+
+
+def _bilinear_zero_padded(texels, obj, u, v, sprite_h, sprite_w):
+    """Bilinear reads of `texels` (`[num_objects * h * w, D]`) at sprite coordinates (u, v) (`[P]`),
+    taps outside the texel grid weighing 0. Returns (`[P, D]` samples, `[P, 1]` in-grid weight W)."""
     u0f, v0f = tf.math.floor(u), tf.math.floor(v)
     du, dv = u - u0f, v - v0f
-    u0, v0 = tf.cast(u0f, index_dtype), tf.cast(v0f, index_dtype)
+    u0, v0 = tf.cast(u0f, _INDEX), tf.cast(v0f, _INDEX)
     u1, v1 = u0 + 1, v0 + 1
-
-    # Per-axis bilinear weights with the taps outside the texel grid zeroed (inside the fringe these
-    # are u0 = -1 and u1 = h; testing both bounds keeps every tap safe regardless).
     zero = tf.zeros_like(du)
 
-    def in_grid(index, size):
+    def in_grid(index, size):  # inside the fringe only u0 = -1 and u1 = h can fail; test both bounds
         return (index >= 0) & (index < size)
 
     wu0, wu1 = tf.where(in_grid(u0, sprite_h), 1.0 - du, zero), tf.where(in_grid(u1, sprite_h), du, zero)
     wv0, wv1 = tf.where(in_grid(v0, sprite_w), 1.0 - dv, zero), tf.where(in_grid(v1, sprite_w), dv, zero)
-    coverage = ((wu0 + wu1) * (wv0 + wv1))[:, None]  # W = sum of the in-grid tap weights
+    coverage = ((wu0 + wu1) * (wv0 + wv1))[:, None]
 
-    # One gather of the four taps of [appearance, alpha] (indices clamped; clamped taps weigh 0).
+    # One gather of the four taps (indices clamped; clamped taps weigh 0).
     u0c, u1c = tf.clip_by_value(u0, 0, sprite_h - 1), tf.clip_by_value(u1, 0, sprite_h - 1)
     v0c, v1c = tf.clip_by_value(v0, 0, sprite_w - 1), tf.clip_by_value(v1, 0, sprite_w - 1)
-    texels = tf.reshape(tf.concat([appearance, alpha], axis=-1), [-1, channels + 1])
     base = obj * (sprite_h * sprite_w)
     taps = tf.stack([base + u0c * sprite_w + v0c, base + u0c * sprite_w + v1c,
                      base + u1c * sprite_w + v0c, base + u1c * sprite_w + v1c], axis=1)
     t00, t01, t10, t11 = tf.unstack(tf.gather(texels, taps), num=4, axis=1)
     wu0, wu1, wv0, wv1 = wu0[:, None], wu1[:, None], wv0[:, None], wv1[:, None]
-    sample = (t00 * wv0 + t01 * wv1) * wu0 + (t10 * wv0 + t11 * wv1) * wu1  # zero-padded read
-    rgb, alpha_sample = sample[:, :-1], sample[:, -1:]
+    return (t00 * wv0 + t01 * wv1) * wu0 + (t10 * wv0 + t11 * wv1) * wu1, coverage
 
-    # alpha' = INTERPOLATE(alpha * z_pres), gamma' = INTERPOLATE(alpha * z_pres * sigmoid(-z_depth)).
-    alpha_p = alpha_sample * tf.gather(tf.reshape(z_pres, [-1]), obj)[:, None]
-    gamma_p = alpha_p * tf.gather(tf.sigmoid(-tf.reshape(z_depth, [-1])), obj)[:, None]
 
-    # o' = rgb + (1 - W) bg (background padding), so alpha' o' + (1 - alpha') bg = alpha' rgb +
-    # (1 - alpha' W) bg. Accumulate [sum gamma' alpha' rgb, sum gamma' (1 - alpha' W), sum gamma'].
-    num_pixels = batch * height * width
-    pixel = (obj // num_slots) * (height * width) + rows * width + cols
-    contributions = tf.concat([gamma_p * alpha_p * rgb, gamma_p * (1.0 - alpha_p * coverage), gamma_p], axis=1)
-    sums = tf.math.unsorted_segment_sum(contributions, pixel, num_segments=num_pixels)
-
-    # Blend only the covered pixels: one representative pair per pixel (its first pair) picks them.
-    pair_id = tf.range(tf.size(pixel, out_type=index_dtype), dtype=index_dtype)
-    first_pair = tf.math.unsorted_segment_min(pair_id, pixel, num_segments=num_pixels)
-    covered = tf.boolean_mask(pixel, tf.equal(tf.gather(first_pair, pixel), pair_id))  # unique pixels
-    background = tf.reshape(background, tf.stack([num_pixels, channels]))
-    sums, pixel_background = tf.gather(sums, covered), tf.gather(background, covered)
+def _blend(sums, background):
+    """Per pixel: (sum gamma' alpha' S + bg * sum gamma' (1 - alpha' W)) / sum gamma', or the background
+    where the normaliser is 0. `sums` `[P, C + 2]`, `background` `[P, C]`. The inner tf.where keeps the
+    unused branch (and so the gradients) finite."""
     object_sum, background_weight, normalizer = sums[:, :-2], sums[:, -2:-1], sums[:, -1:]
-
-    # weighted_sum / normalizer where the normaliser is non-zero, else the background; the inner
-    # tf.where keeps the unused branch (and so the gradients) finite.
     written = tf.not_equal(normalizer, 0.0)
     safe_normalizer = tf.where(written, normalizer, tf.ones_like(normalizer))
-    blended = (object_sum + pixel_background * background_weight) / safe_normalizer
-    blended = tf.where(written, blended, pixel_background)
-    output = tf.tensor_scatter_nd_update(background, covered[:, None], blended)
-    return tf.reshape(output, bg_shape)
+    blended = (object_sum + background * background_weight) / safe_normalizer
+    return tf.where(written, blended, background)
 
 
-def _make_render_function(dtype: tf.DType):
+def _blend_covered(contributions, pixel, background, num_pixels):
+    """Accumulates the pairs into their pixels and blends only the covered pixels (one representative
+    pair per pixel, its first, picks them), written into a copy of the `[num_pixels, C]` background."""
+    sums = tf.math.unsorted_segment_sum(contributions, pixel, num_segments=num_pixels)
+    pair_id = tf.range(tf.size(pixel, out_type=_INDEX), dtype=_INDEX)
+    first_pair = tf.math.unsorted_segment_min(pair_id, pixel, num_segments=num_pixels)
+    covered = tf.boolean_mask(pixel, tf.equal(tf.gather(first_pair, pixel), pair_id))  # unique pixels
+    blended = _blend(tf.gather(sums, covered), tf.gather(background, covered))
+    return tf.tensor_scatter_nd_update(background, covered[:, None], blended)
+
+
+def _make_render_function(dtype: tf.DType, importance: str):
     signature = [tf.TensorSpec([None] * len(layout), dtype, name=arg_name) for arg_name, layout in _LAYOUTS]
-    return tf.function(_render, input_signature=signature, autograph=False)
+    return tf.function(lambda *args: _render(*args, importance=importance), input_signature=signature,
+                       autograph=False)
 
 
-_RENDER_FUNCTIONS = {tf.float32: _make_render_function(tf.float32), tf.float64: _make_render_function(tf.float64)}
+_RENDER_FUNCTIONS = {(dtype, importance): _make_render_function(dtype, importance)
+                     for dtype in (tf.float32, tf.float64) for importance in IMPORTANCE_MODES}
 
 
 class RenderSprites(keras.layers.Layer):
@@ -345,19 +438,24 @@ class RenderSprites(keras.layers.Layer):
 
     The layer does not autocast its inputs (boxes in float16 would lose sub-pixel precision); the
     renderer computes in float32 and the layer returns its `compute_dtype` (float16 under
-    `mixed_float16`). It has no weights.
+    `mixed_float16`). It has no weights. `importance` and `max_box_size` are `render_sprites`'.
     """
 
-    def __init__(self, **kwargs):
+    def __init__(self, importance: str = "seed", max_box_size: tuple[float, float] | None = None, **kwargs):
         kwargs.setdefault("autocast", False)
         super().__init__(**kwargs)
+        if importance not in IMPORTANCE_MODES:
+            raise ValueError(f"RenderSprites: importance must be one of {IMPORTANCE_MODES}; got {importance!r}")
+        self.importance = importance
+        self.max_box_size = None if max_box_size is None else tuple(float(b) for b in max_box_size)
 
     def call(self, background, appearance, alpha, boxes, z_pres, z_depth):
-        output = render_sprites(background, appearance, alpha, boxes, z_pres, z_depth)
+        output = render_sprites(background, appearance, alpha, boxes, z_pres, z_depth, importance=self.importance,
+                                max_box_size=self.max_box_size)
         return tf.cast(output, self.compute_dtype)
 
     def compute_output_shape(self, background_shape, *unused_shapes):
         return tuple(background_shape)
 
     def get_config(self):
-        return super().get_config()
+        return {**super().get_config(), "importance": self.importance, "max_box_size": self.max_box_size}

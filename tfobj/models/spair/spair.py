@@ -141,7 +141,9 @@ class SPAIR(keras.Model):
         appearance, alpha = self.object_decoder(cells["z_what"])  # [B, N, 14, 14, 3], [.., 1]
         z_pres, z_depth = cells["z_pres"][..., 0], cells["z_depth"][..., 0]  # [B, N]
         background = self.background(images32)
-        reconstruction = render_sprites(background, appearance, alpha, cells["boxes"], z_pres, z_depth)
+        # Boxes are at most the anchor size (z_h, z_w in (0, 1) scale it): the bound XLA's static renderer needs.
+        reconstruction = render_sprites(background, appearance, alpha, cells["boxes"], z_pres, z_depth,
+                                        importance=self.config.importance, max_box_size=self.config.anchor_size)
         outputs = dict(cells)
         outputs.update(
             reconstruction=reconstruction, z_pres=z_pres, z_depth=z_depth, appearance=appearance, alpha=alpha,

@@ -59,6 +59,11 @@ class SPAIRConfig:
     learning_rate: float = 1e-4
     batch_size: int = 32
     max_gradient_norm: float = 1.0
+    # Gradient noise (original code only; notes §7 #5): truncated-normal noise × scale·rate^(t/steps) added to
+    # the clipped gradients. 0 = off (the supplement has none); the original code used 1e-3.
+    gradient_noise: float = 0.0
+    gradient_noise_decay_rate: float = 0.1
+    gradient_noise_decay_steps: int = 1000
 
     def __post_init__(self):
         if self.cell_size != 12:
@@ -68,5 +73,11 @@ class SPAIRConfig:
         for name in ("num_what", "backbone_filters", "backbone_features", "passthrough_features", "batch_size"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be positive; got {getattr(self, name)}")
+        if self.importance not in ("seed", "original"):
+            raise ValueError(f"importance must be 'seed' or 'original'; got {self.importance!r}")
+        if self.background not in ("black", "learn_solid"):
+            raise ValueError(f"background must be 'black' or 'learn_solid'; got {self.background!r}")
+        if self.gradient_noise < 0:
+            raise ValueError(f"gradient_noise must be >= 0 (0 = off); got {self.gradient_noise}")
         if self.concrete_temperature <= 0:
             raise ValueError(f"concrete_temperature must be > 0; got {self.concrete_temperature}")

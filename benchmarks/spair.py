@@ -72,7 +72,9 @@ def main():
         baseline.setdefault("infer", row[1])
         cells = [f"{v:.1f}" if isinstance(v, float) else v for v in row]
         print(f"| {size}x{size} | batch {args.batch} | " + " | ".join(cells) + " |")
-        print(f"| | ratio to 48x48 | {row[0] / baseline['train']:.2f} | {row[1] / baseline['infer']:.2f} | | |")
+        xla = [f"{x / y:.2f}x no-XLA" if isinstance(x, float) else "" for x, y in zip(row[2:], row[:2])]
+        print(f"| | ratio to 48x48; XLA / no XLA | {row[0] / baseline['train']:.2f} | {row[1] / baseline['infer']:.2f} | "
+              + " | ".join(xla) + " |")
     print(f"\npeak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB")
 
 

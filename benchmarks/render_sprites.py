@@ -148,7 +148,8 @@ def sweep(title, param_name, settings, methods, batch, repeats):
     names = list(methods)
     print(f"\n{title}")
     header = f"{param_name:>12} {'pairs(sparse)':>13} {'pairs(dense)':>12} | " + " | ".join(f"{n:>22}" for n in names)
-    header += " | dense/sparse fwd  fwd+bwd"
+    dense = "dense fwd" in methods
+    header += " | dense/sparse fwd  fwd+bwd" if dense else ""
     print(header)
     print("-" * len(header))
     first = {}
@@ -161,8 +162,9 @@ def sweep(title, param_name, settings, methods, batch, repeats):
         cells = " | ".join(f"{row[n]:9.2f} ms (x{row[n] / first[n]:5.2f})" for n in names)
         sparse_pairs = sparse_pair_count(args[3], size)  # boxes grown by half a texel per side
         dense_pairs = batch * k * size * size
-        print(f"{value:>12} {sparse_pairs:>13,} {dense_pairs:>12,} | {cells} | "
-              f"{row['dense fwd'] / row['sparse fwd']:14.1f}x {row['dense fwd+bwd'] / row['sparse fwd+bwd']:7.1f}x")
+        speedup = (f" | {row['dense fwd'] / row['sparse fwd']:14.1f}x {row['dense fwd+bwd'] / row['sparse fwd+bwd']:7.1f}x"
+                   if dense else "")
+        print(f"{value:>12} {sparse_pairs:>13,} {dense_pairs:>12,} | {cells}{speedup}")
 
 
 def main():

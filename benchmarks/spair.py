@@ -1,9 +1,10 @@
 """SPAIR throughput on this machine: training and inference images/second at 48x48 and 96x96 (batch 32),
-with and without XLA (`jit_compile=True`), printed side by side with their ratios.
+with and without XLA (`jit_compile=True`), printed side by side with their ratios; then the renderer's time
+as image size and object count grow (exact path and XLA windows bounded by SPAIR's 48-px anchor).
 
     python benchmarks/spair.py [--repeats 5]
 
-The renderer's own scaling with image size, object count and box size is `benchmarks/render_sprites.py`.
+`benchmarks/render_sprites.py` has more renderer sweeps (box size) and a dense reference renderer.
 """
 import argparse
 import resource
@@ -75,7 +76,21 @@ def main():
         xla = [f"{x / y:.2f}x no-XLA" if isinstance(x, float) else "" for x, y in zip(row[2:], row[:2])]
         print(f"| | ratio to 48x48; XLA / no XLA | {row[0] / baseline['train']:.2f} | {row[1] / baseline['infer']:.2f} | "
               + " | ".join(xla) + " |")
+    renderer_sweeps(args.repeats)
     print(f"\npeak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB")
+
+
+def renderer_sweeps(repeats):
+    """The renderer (forward + backward, batch 2, K boxes of 14 px) as the image and K grow."""
+    from benchmarks.render_sprites import make_callables, sweep  # noqa: E402
+    from tfobj.rendering import render_sprites  # noqa: E402
+
+    bounded = lambda *a: render_sprites(*a, max_box_size=(48.0, 48.0))  # noqa: E731 - SPAIR's anchor
+    methods = {"exact fwd+bwd": make_callables(render_sprites)[1], "xla fwd+bwd": make_callables(bounded, True)[1]}
+    sweep("renderer: image size grows; K = 16", "image px", [(s, (s, 16, 14)) for s in (48, 96, 192)],
+          methods, 2, repeats)
+    sweep("renderer: number of objects grows; 96 x 96 image", "K", [(k, (96, k, 14)) for k in (4, 16, 64)],
+          methods, 2, repeats)
 
 
 if __name__ == "__main__":

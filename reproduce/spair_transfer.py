@@ -29,6 +29,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 
@@ -62,6 +63,8 @@ class TransferConfig:
     model: SPAIRConfig = field(default_factory=SPAIRConfig)
     steps: int = 300000
     eval_every: int = 1000
+    precision: Literal["auto", "float32", "mixed"] = "auto"  # as SPAIRExperiment: mixed float16 on a GPU
+    xla: Literal["auto", "on", "off"] = "auto"
     # ConnComp baseline: τ grid searched for AP on this many training crops.
     conncomp_tune_images: int = 1000
     conncomp_thresholds: tuple[float, ...] = experiment.ORIGINAL_THRESHOLD_GRID
@@ -126,7 +129,7 @@ def run_condition(config: TransferConfig, condition) -> dict:
     repeats = []
     for repeat in range(config.repeats):
         spair = experiment.SPAIRExperiment(model=config.model, steps=config.steps, eval_every=config.eval_every,
-                                           seed=config.seed + repeat)
+                                           seed=config.seed + repeat, precision=config.precision, xla=config.xla)
         logging.info("=== %s, repeat %d ===", condition_label(condition), repeat)
         model, history = experiment.fit_spair(spair, train["images"], val)
         val_ap = history.history["val_ap"]

@@ -204,6 +204,9 @@ class SPAIRExperiment:
     steps: int = 300000  # original code: max_steps
     eval_every: int = 1000  # original code: eval_step
     seed: int = 0
+    # Runtime (tfobj.training.precision): "auto" = mixed float16 and XLA on a GPU, float32 without XLA on CPU.
+    precision: Literal["auto", "float32", "mixed"] = "auto"
+    xla: Literal["auto", "on", "off"] = "auto"
 
 
 def run_spair(config: SPAIRExperiment, run_dir: str | None = None) -> dict:
@@ -252,15 +255,17 @@ def fit_spair(config: SPAIRExperiment, train_images: np.ndarray, val: dict, run_
     from tfobj.models.spair.spair import SPAIR
     from tfobj.training.callbacks import DetectionEvaluation, SPAIRSchedule, StopOnNaN
     from tfobj.training.optimizers import spair_optimizer
+    from tfobj.training.precision import dtype_policy, jit_compile
 
     keras.utils.set_random_seed(config.seed)
     batches = (data.as_dataset({"images": train_images}, keys=["images"])
                .shuffle(min(len(train_images), 10000), seed=config.seed)
                .repeat().batch(config.model.batch_size, drop_remainder=True).prefetch(2))
 
-    model = SPAIR(config.model, seed=config.seed)
+    model = SPAIR(config.model, seed=config.seed, dtype=dtype_policy(config.precision))
     model(val["images"][:1])  # build (BackupAndRestore needs a built model)
-    model.compile(optimizer=spair_optimizer(config.model, seed=config.seed))
+    model.compile(optimizer=spair_optimizer(config.model, seed=config.seed), jit_compile=jit_compile(config.xla))
+    log.info("SPAIR: dtype policy %s, jit_compile %s", model.dtype_policy.name, model.jit_compile)
     with tempfile.TemporaryDirectory() as work:
         directory = Path(run_dir) if run_dir is not None else Path(work)
         best = str(directory / "best.weights.h5")

@@ -56,7 +56,7 @@ def reference_interpolate(box, value_map, y, x, height, width, pad) -> np.ndarra
 
 def reference_render(background, appearance, alpha, boxes, z_pres, z_depth, importance="seed") -> np.ndarray:
     """Algorithm 1, line by line, in float64, looping over images, pixels and objects. importance "seed":
-    gamma = alpha z_pres sigmoid(-z_depth) (supplement); "original": max(alpha z_pres 4 sigmoid(z_depth), 0.01)
+    gamma = alpha z_pres sigmoid(-z_depth) (supplement); "original": max(alpha z_pres 4 sigmoid(clip(z_depth, +-10)), 0.01)
     per texel (auto_yolo yolo_air.py)."""
     background, appearance, alpha, boxes, z_pres, z_depth = (
         np.asarray(a, np.float64) for a in (background, appearance, alpha, boxes, z_pres, z_depth)
@@ -69,7 +69,8 @@ def reference_render(background, appearance, alpha, boxes, z_pres, z_depth, impo
         if importance == "seed":
             gamma = [alpha[n, k] * z_pres[n, k] * _sigmoid(-z_depth[n, k]) for k in range(num_objects)]
         else:
-            gamma = [np.maximum(alpha[n, k] * z_pres[n, k] * 4 * _sigmoid(z_depth[n, k]), 0.01) for k in range(num_objects)]
+            depth = 4 * _sigmoid(np.clip(z_depth[n], -10, 10))
+            gamma = [np.maximum(alpha[n, k] * z_pres[n, k] * depth[k], 0.01) for k in range(num_objects)]
         for y in range(height):
             for x in range(width):
                 bg = background[n, y, x]

@@ -57,9 +57,10 @@ the band renders `W^2`, the box that best reconstructs a hard-edged object is sl
 object (in that test, under a squared error: about a quarter texel per side).
 
 Importance: `importance="original"` replaces the supplement's importance by the original code's
-`max(alpha * z_pres * 4 sigmoid(z_depth), 0.01)` (notes §7 #1): higher depth in front, and the floor lets an
-absent object (z_pres = 0) still write the background with weight 0.01. That importance is a per-texel map
-(the floor makes it non-linear in alpha), interpolated like alpha with zero padding.
+`max(alpha * z_pres * 4 sigmoid(clip(z_depth, ±10)), 0.01)` (notes §7 #1; auto_yolo@aaai_2019
+yolo_air.py): higher depth in front, and the floor lets an absent object (z_pres = 0) still write the
+background with weight 0.01. That importance is a per-texel map (the floor makes it non-linear in alpha),
+interpolated like alpha with zero padding.
 
 Implementation: the (object, pixel) pairs are enumerated directly (ragged ranges over each object's
 clipped pixel rectangle, the box plus its half-texel fringe), the sprites are read by a 4-tap bilinear
@@ -111,7 +112,7 @@ from tfobj.ops.xla import in_xla_context
 __all__ = ["render_sprites", "RenderSprites", "IMPORTANCE_MODES"]
 
 IMPORTANCE_MODES = ("seed", "original")
-ORIGINAL_IMPORTANCE_FLOOR = 0.01  # original code: importance = max(alpha * z_pres * 4 sigmoid(z_depth), 0.01)
+ORIGINAL_IMPORTANCE_FLOOR = 0.01  # original: importance = max(alpha * z_pres * 4 sigmoid(clip(z_depth, ±10)), 0.01)
 ORIGINAL_DEPTH_SCALE = 4.0
 _INDEX = tf.int32  # pixel and pair indices
 
@@ -139,7 +140,7 @@ def render_sprites(background, appearance, alpha, boxes, z_pres, z_depth, import
       z_pres: `[B, K]` presence in [0, 1] (0 for padding objects).
       z_depth: `[B, K]` real relative depth; lower depth = more importance = in front.
       importance: "seed" (default): the supplement's `alpha * z_pres * sigmoid(-z_depth)`; "original":
-        the original code's `max(alpha * z_pres * 4 sigmoid(z_depth), 0.01)` (higher depth in front, and
+        the original code's `max(alpha * z_pres * 4 sigmoid(clip(z_depth, ±10)), 0.01)` (higher depth in front, and
         absent objects keep a small importance, so they pull covered pixels towards the background).
       max_box_size: `(height, width)` in pixels, an upper bound on every box's size, or None (no bound).
         Used only when traced for XLA (`jit_compile=True`), where each object gets a static window of
@@ -319,7 +320,7 @@ def _render(background, appearance, alpha, boxes, z_pres, z_depth, importance="s
     v = _sprite_coordinate(tf.cast(cols, dtype), tf.gather(left, obj), tf.gather(box_w, obj), sprite_w_f)
     maps = [appearance, alpha]
     if importance == "original":
-        depth_factor = ORIGINAL_DEPTH_SCALE * tf.sigmoid(z_depth)
+        depth_factor = ORIGINAL_DEPTH_SCALE * tf.sigmoid(tf.clip_by_value(z_depth, -10.0, 10.0))
         maps.append(tf.maximum(alpha * (z_pres * depth_factor)[:, :, None, None, None], ORIGINAL_IMPORTANCE_FLOOR))
     texels = tf.reshape(tf.concat(maps, axis=-1), tf.stack([-1, channels + len(maps) - 1]))
     sample, coverage = _bilinear_zero_padded(texels, obj, u, v, sprite_h, sprite_w)

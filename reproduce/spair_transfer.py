@@ -60,7 +60,8 @@ class TransferConfig:
     num_test_images: int = 1000  # per test count n
     repeats: int = 8
     # SPAIR training (tfobj.experiment.SPAIRExperiment's model and schedule; its data fields are the above).
-    model: SPAIRConfig = field(default_factory=SPAIRConfig)
+    # The original transfer runs learned a solid background colour (notes §1; the comparison runs: black).
+    model: SPAIRConfig = field(default_factory=lambda: SPAIRConfig(background="learn_solid"))
     steps: int = 300000
     eval_every: int = 1000
     precision: Literal["auto", "float32", "mixed"] = "auto"  # as SPAIRExperiment: mixed float16 on a GPU

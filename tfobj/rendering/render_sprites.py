@@ -289,21 +289,8 @@ def _render(background, appearance, alpha, boxes, z_pres, z_depth, importance="s
     height_f, width_f = tf.cast(height, dtype), tf.cast(width, dtype)
     sprite_h_f, sprite_w_f = tf.cast(sprite_h, dtype), tf.cast(sprite_w, dtype)
 
-    # Per object: the box in pixels and the rectangle of pixels it CONTAINS (box + half-texel fringe).
-    # A box with a non-finite coordinate or extent, or an empty or inverted one, renders nothing.
-    boxes = tf.reshape(boxes, [num_objects, 4])
-    finite = tf.reduce_all(tf.math.is_finite(boxes), axis=1)
-    boxes = tf.where(finite[:, None], boxes, tf.zeros_like(boxes))
-    top, left = boxes[:, 0] * height_f, boxes[:, 1] * width_f
-    bottom, right = boxes[:, 2] * height_f, boxes[:, 3] * width_f
-    box_h, box_w = bottom - top, right - left
-    valid = finite & (box_h > 0) & (box_w > 0) & tf.math.is_finite(box_h) & tf.math.is_finite(box_w)
-    row0, num_rows = _pixel_range(top, bottom, sprite_h_f, height_f, valid)
-    col0, num_cols = _pixel_range(left, right, sprite_w_f, width_f, valid)
-    # The window path also has pairs of invalid boxes (all dropped): keep their coordinates finite, so
-    # that their zero gradients stay zero.
-    top, left = tf.where(valid, top, tf.zeros_like(top)), tf.where(valid, left, tf.zeros_like(left))
-    box_h, box_w = tf.where(valid, box_h, tf.ones_like(box_h)), tf.where(valid, box_w, tf.ones_like(box_w))
+    top, left, box_h, box_w, row0, num_rows, col0, num_cols = _object_rectangles(
+        tf.reshape(boxes, [num_objects, 4]), height_f, width_f, sprite_h_f, sprite_w_f)
 
     # The (object, pixel) pairs: pair p writes object obj[p] into pixel (rows[p], cols[p]).
     if max_box_size is None:
@@ -348,6 +335,29 @@ def _render(background, appearance, alpha, boxes, z_pres, z_depth, importance="s
         sums = tf.math.unsorted_segment_sum(contributions, pixel, num_segments=num_pixels + 1)[:-1]
         output = _blend(sums, background)
     return tf.reshape(output, bg_shape)
+
+
+def _object_rectangles(boxes, height_f, width_f, sprite_h_f, sprite_w_f):
+    """Per object (`boxes` `[num_objects, 4]`): the box's top, left, height and width in pixels and the
+    rectangle of pixels it CONTAINS (the box plus its half-texel fringe), as first row / number of rows
+    and first column / number of columns (int32). A box with a non-finite coordinate or extent, or an
+    empty or inverted one, contains no pixel; its top/left are set to 0 and its extent to 1, so that
+    the window path's (dropped) pairs of it have finite coordinates and their zero gradients stay zero."""
+    finite = tf.reduce_all(tf.math.is_finite(boxes), axis=1)
+    boxes = tf.where(finite[:, None], boxes, tf.zeros_like(boxes))
+    top, left = boxes[:, 0] * height_f, boxes[:, 1] * width_f
+    bottom, right = boxes[:, 2] * height_f, boxes[:, 3] * width_f
+    box_h, box_w = bottom - top, right - left
+    valid = finite & (box_h > 0) & (box_w > 0) & tf.math.is_finite(box_h) & tf.math.is_finite(box_w)
+    row0, num_rows = _pixel_range(top, bottom, sprite_h_f, height_f, valid)
+    col0, num_cols = _pixel_range(left, right, sprite_w_f, width_f, valid)
+
+    def where_valid(value, fallback):
+        return tf.where(valid, value, fallback(value))
+
+    top, left = where_valid(top, tf.zeros_like), where_valid(left, tf.zeros_like)
+    box_h, box_w = where_valid(box_h, tf.ones_like), where_valid(box_w, tf.ones_like)
+    return top, left, box_h, box_w, row0, num_rows, col0, num_cols
 
 
 def _ragged_pairs(row0, num_rows, col0, num_cols):

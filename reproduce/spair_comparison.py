@@ -1,8 +1,10 @@
 """SPAIR's comparison figure as a table: test AP on Scattered MNIST 48x48 with exactly n digits,
-n = 1, 3, 5, 7, 9, for SPAIR and ConnComp; mean and 95% confidence interval over repeats.
+n = 1, 3, 5, 7, 9, for SPAIR and ConnComp; mean and 95% confidence interval (Student t) over repeats.
 
     python reproduce/spair_comparison.py                 # quick mode (CPU): cut-down training, 2 repeats
     python reproduce/spair_comparison.py --mode full     # the paper's protocol: 6 repeats per n (GPU)
+    python reproduce/spair_comparison.py --from-results results/spair_comparison/quick/results.json
+                                                         # rebuild the table and figure, no training
 
 The paper shows these results only as a figure (no numbers were published; docs/reproducing.md), so the
 table has no published column. Writes <out>/spair_comparison.md, results.json and spair_comparison.png.
@@ -19,13 +21,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+from scipy import stats
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # run from a checkout without installing
+DEFAULT_CONFIG = ROOT / "configs" / "spair_comparison.toml"
 
 from reproduce.table1 import provenance  # noqa: E402
 from tfobj import experiment, figures  # noqa: E402
-from tfobj.config import describe_changes, load_config  # noqa: E402
+from tfobj.config import describe_changes, from_dict, load_config  # noqa: E402
 
 
 @dataclass(frozen=True)
@@ -39,11 +43,12 @@ class ComparisonConfig:
 
 
 def mean_and_ci(values) -> tuple[float, float]:
-    """Mean and half-width of the normal-approximation 95% confidence interval (0 for one value)."""
+    """Mean and half-width of the Student-t 95% confidence interval of the mean (0 for one value), as the
+    original figures' error bars (dps `confidence_interval`: scipy `t.interval(0.95, n - 1, mean, sem)`)."""
     values = np.asarray(values, dtype=np.float64)
     if len(values) < 2:
         return float(values.mean()), 0.0
-    return float(values.mean()), float(1.96 * values.std(ddof=1) / np.sqrt(len(values)))
+    return float(values.mean()), float(stats.t.ppf(0.975, len(values) - 1) * stats.sem(values))
 
 
 def run(config: ComparisonConfig) -> dict:
@@ -68,14 +73,54 @@ def markdown(config: ComparisonConfig, scores: dict) -> str:
     return "\n".join(lines)
 
 
+def write_table_and_figure(config: ComparisonConfig, full: ComparisonConfig, mode: str, scores: dict, out: Path,
+                           note: str = "") -> str:
+    """Writes <out>/spair_comparison.md and spair_comparison.png; returns the table."""
+    header = (f"# SPAIR comparison ({mode} mode): test AP (IoU 0.1…0.9), mean ± 95% CI (Student t) over "
+              f"{config.repeats} repeat(s)\n\nPublished: a figure only (SPAIR, AAAI 2019, comparison figure); "
+              f"no numbers to compare with.\n{note}")
+    if mode == "quick":
+        cuts = describe_changes(config, full)
+        header += "\nQuick mode — not comparable to the paper. It changes:\n" + "".join(f"- {c}\n" for c in cuts)
+    table = header + "\n" + markdown(config, scores) + "\n"
+    (out / "spair_comparison.md").write_text(table)
+    series = {name.replace("spair", "SPAIR").replace("conncomp", "ConnComp"):
+              tuple(np.array([mean_and_ci(scores[name][n]) for n in config.digit_counts]).T)
+              for name in ("spair", "conncomp")}
+    figures.plot_curves(config.digit_counts, series, out / "spair_comparison.png", "# digits", "test AP",
+                        f"Scattered MNIST 48x48 ({mode} mode)")
+    return table
+
+
+def rebuild(results_path: Path, out: Path | None) -> dict:
+    """Rebuilds the table and figure from a results.json (its config and per-repeat APs), no training."""
+    try:
+        record = json.loads(results_path.read_text())
+        config = from_dict(ComparisonConfig, record["config"])
+        scores = {name: {int(n): values for n, values in per_n.items()} for name, per_n in record["ap"].items()}
+    except (OSError, ValueError, KeyError) as error:
+        raise ValueError(f"{results_path}: not a spair_comparison results.json ({error})") from error
+    out = out or results_path.parent
+    out.mkdir(parents=True, exist_ok=True)
+    note = (f"\nRebuilt from {results_path.name}: the run `{record.get('command')}` at commit "
+            f"{record.get('git_commit', 'unknown')[:7]}, {record.get('wall_time_seconds')} s.\n")
+    full = load_config(ComparisonConfig, DEFAULT_CONFIG, mode="full")
+    print(write_table_and_figure(config, full, record["mode"], scores, out, note))
+    return record
+
+
 def main(argv=None) -> dict:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--mode", choices=("quick", "full"), default="quick")
-    parser.add_argument("--config", default=str(ROOT / "configs" / "spair_comparison.toml"))
+    parser.add_argument("--config", default=str(DEFAULT_CONFIG))
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     parser.add_argument("--out", default=None, help="output directory (default results/spair_comparison/<mode>)")
+    parser.add_argument("--from-results", default=None, metavar="RESULTS_JSON",
+                        help="rebuild the table and figure from a finished run's results.json (no training)")
     args = parser.parse_args(argv)
+    if args.from_results:
+        return rebuild(Path(args.from_results), Path(args.out) if args.out else None)
     config = load_config(ComparisonConfig, args.config, mode=args.mode, overrides=args.overrides)
     full = load_config(ComparisonConfig, args.config, mode="full")
     out = Path(args.out or ROOT / "results" / "spair_comparison" / args.mode)
@@ -83,20 +128,7 @@ def main(argv=None) -> dict:
 
     start = time.time()
     scores = run(config)
-    header = (f"# SPAIR comparison ({args.mode} mode): test AP (IoU 0.1…0.9), mean ± 95% CI over "
-              f"{config.repeats} repeat(s)\n\nPublished: a figure only (SPAIR, AAAI 2019, comparison figure); "
-              "no numbers to compare with.\n")
-    if args.mode == "quick":
-        cuts = describe_changes(config, full)
-        header += "\nQuick mode — not comparable to the paper. It changes:\n" + "".join(f"- {c}\n" for c in cuts)
-    table = header + "\n" + markdown(config, scores) + "\n"
-    print(table)
-    (out / "spair_comparison.md").write_text(table)
-    series = {name.replace("spair", "SPAIR").replace("conncomp", "ConnComp"):
-              tuple(np.array([mean_and_ci(scores[name][n]) for n in config.digit_counts]).T)
-              for name in ("spair", "conncomp")}
-    figures.plot_curves(config.digit_counts, series, out / "spair_comparison.png", "# digits", "test AP",
-                        f"Scattered MNIST 48x48 ({args.mode} mode)")
+    print(write_table_and_figure(config, full, args.mode, scores, out))
     record = provenance(args, config, time.time() - start)
     record["ap"] = {name: {str(n): values for n, values in per_n.items()} for name, per_n in scores.items()}
     (out / "results.json").write_text(json.dumps(record, indent=2))

@@ -20,12 +20,34 @@ def comparison(load_script):
     return load_script("spair_comparison")
 
 
-def test_mean_and_ci_is_the_normal_95_interval(comparison):
+def test_mean_and_ci_is_the_student_t_95_interval(comparison):
+    """The original figures' error bars: scipy's t.interval(0.95, n - 1, mean, sem)."""
     values = np.array([0.5, 0.7, 0.6, 0.9])
     mean, half_width = comparison.mean_and_ci(values)
-    expected = stats.norm.ppf(0.975) * values.std(ddof=1) / np.sqrt(4)
-    assert mean == pytest.approx(0.675) and half_width == pytest.approx(expected, rel=1e-3)
+    low, high = stats.t.interval(0.95, 3, loc=values.mean(), scale=stats.sem(values))
+    assert mean == pytest.approx(0.675) and half_width == pytest.approx((high - low) / 2, rel=1e-9)
+    assert half_width == pytest.approx(3.182446 * values.std(ddof=1) / 2, rel=1e-6)  # t_{0.975, 3}
     assert comparison.mean_and_ci([0.4]) == (0.4, 0.0)
+
+
+def test_rebuild_from_results_json(comparison, tmp_path, capsys):
+    """--from-results writes the table and figure from a finished run's record, and says so."""
+    config = comparison.load_config(comparison.ComparisonConfig, comparison.DEFAULT_CONFIG, mode="quick")
+    config = comparison.dataclasses.replace(config, digit_counts=(1, 3))
+    record = {"command": "python reproduce/spair_comparison.py", "mode": "quick", "git_commit": "abcdef123456",
+              "wall_time_seconds": 12.0, "config": comparison.dataclasses.asdict(config),
+              "ap": {"spair": {"1": [0.5, 0.7], "3": [0.4, 0.4]}, "conncomp": {"1": [0.9, 0.9], "3": [0.8, 0.6]}}}
+    path = tmp_path / "run" / "results.json"
+    path.parent.mkdir()
+    path.write_text(json.dumps(record))
+    comparison.main(["--from-results", str(path)])
+    table = (path.parent / "spair_comparison.md").read_text()
+    assert "| 1 | 0.600 ± {:.3f} | 0.900 ± 0.000 |".format(12.706205 * np.std([0.5, 0.7], ddof=1) / np.sqrt(2)) in table
+    assert "| 3 | 0.400 ± 0.000 |" in table and "commit abcdef1" in table and "repeats: 6 -> 2" in table
+    assert (path.parent / "spair_comparison.png").stat().st_size > 1000
+    path.write_text("{not json")
+    with pytest.raises(ValueError, match="not a spair_comparison results.json"):
+        comparison.main(["--from-results", str(path)])
 
 
 @pytest.mark.slow

@@ -160,11 +160,7 @@ def render_sprites(background, appearance, alpha, boxes, z_pres, z_depth, import
         the argument, its shape and the expected shape).
       TypeError: if an argument is not floating point.
     """
-    if importance not in IMPORTANCE_MODES:
-        raise ValueError(f"render_sprites: importance must be one of {IMPORTANCE_MODES}; got {importance!r}")
-    if max_box_size is not None and (len(max_box_size) != 2 or not all(float(b) > 0 for b in max_box_size)):
-        raise ValueError(f"render_sprites: max_box_size must be (height, width) > 0 in pixels or None; "
-                         f"got {max_box_size!r}")
+    _check_options(importance, max_box_size)
     with tf.name_scope(name or "render_sprites"):
         args = {}
         for (arg_name, _), value in zip(_LAYOUTS, (background, appearance, alpha, boxes, z_pres, z_depth)):
@@ -182,6 +178,16 @@ def render_sprites(background, appearance, alpha, boxes, z_pres, z_depth, import
         else:  # the exact ragged pair list
             output = _RENDER_FUNCTIONS[compute_dtype, importance](*cast)
         return tf.cast(output, out_dtype)
+
+
+def _check_options(importance, max_box_size) -> None:
+    """Raises ValueError unless `importance` is one of IMPORTANCE_MODES and `max_box_size` is None or
+    two positive sizes."""
+    if importance not in IMPORTANCE_MODES:
+        raise ValueError(f"render_sprites: importance must be one of {IMPORTANCE_MODES}; got {importance!r}")
+    if max_box_size is not None and (len(max_box_size) != 2 or not all(float(b) > 0 for b in max_box_size)):
+        raise ValueError(f"render_sprites: max_box_size must be (height, width) > 0 in pixels or None; "
+                         f"got {max_box_size!r}")
 
 
 def _check_shapes(args) -> None:
@@ -455,8 +461,7 @@ class RenderSprites(keras.layers.Layer):
     def __init__(self, importance: str = "seed", max_box_size: tuple[float, float] | None = None, **kwargs):
         kwargs.setdefault("autocast", False)
         super().__init__(**kwargs)
-        if importance not in IMPORTANCE_MODES:
-            raise ValueError(f"RenderSprites: importance must be one of {IMPORTANCE_MODES}; got {importance!r}")
+        _check_options(importance, max_box_size)
         self.importance = importance
         self.max_box_size = None if max_box_size is None else tuple(float(b) for b in max_box_size)
 

@@ -6,6 +6,7 @@ option (see docs/spair.md).
 """
 from __future__ import annotations
 
+import typing
 from dataclasses import dataclass
 from typing import Literal
 
@@ -73,10 +74,9 @@ class SPAIRConfig:
         for name in ("num_what", "backbone_filters", "backbone_features", "passthrough_features", "batch_size"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be positive; got {getattr(self, name)}")
-        if self.importance not in ("seed", "original"):
-            raise ValueError(f"importance must be 'seed' or 'original'; got {self.importance!r}")
-        if self.background not in ("black", "learn_solid"):
-            raise ValueError(f"background must be 'black' or 'learn_solid'; got {self.background!r}")
+        for name, hint in typing.get_type_hints(type(self)).items():  # the Literal fields' choices
+            if typing.get_origin(hint) is Literal and getattr(self, name) not in typing.get_args(hint):
+                raise ValueError(f"{name} must be one of {typing.get_args(hint)}; got {getattr(self, name)!r}")
         if self.gradient_noise < 0:
             raise ValueError(f"gradient_noise must be >= 0 (0 = off); got {self.gradient_noise}")
         if self.concrete_temperature <= 0:

@@ -672,7 +672,8 @@ def test_shape_errors(arg, shape, message):
 
 @pytest.mark.parametrize("kwargs, message", [(dict(importance="softmax"), "importance must be one of"),
                                              (dict(max_box_size=(0.0, 5.0)), "max_box_size must be"),
-                                             (dict(max_box_size=(5.0,)), "max_box_size must be")])
+                                             (dict(max_box_size=(5.0,)), "max_box_size must be"),
+                                             (dict(max_box_size=8.0), "max_box_size must be")])
 def test_option_errors(kwargs, message):
     with pytest.raises(ValueError, match=message):
         render_sprites(*_good_inputs(), **kwargs)

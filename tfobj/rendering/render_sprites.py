@@ -185,7 +185,8 @@ def _check_options(importance, max_box_size) -> None:
     two positive sizes."""
     if importance not in IMPORTANCE_MODES:
         raise ValueError(f"render_sprites: importance must be one of {IMPORTANCE_MODES}; got {importance!r}")
-    if max_box_size is not None and (len(max_box_size) != 2 or not all(float(b) > 0 for b in max_box_size)):
+    if max_box_size is not None and not (isinstance(max_box_size, (tuple, list)) and len(max_box_size) == 2
+                                         and all(float(b) > 0 for b in max_box_size)):
         raise ValueError(f"render_sprites: max_box_size must be (height, width) > 0 in pixels or None; "
                          f"got {max_box_size!r}")
 

@@ -48,3 +48,12 @@ def load_script():
         return module
 
     return load
+
+
+@pytest.fixture(autouse=True)
+def _seeded_initialisers():
+    """Every test starts from the same global seed, so that weights Keras initialises without an
+    explicit seed are the same whatever ran before (a test's outcome must not depend on the order)."""
+    import keras
+
+    keras.utils.set_random_seed(20261123)

@@ -21,8 +21,7 @@ def _images(batch=4, size=48, seed=0):
 class FixedNoiseSPAIR(SPAIR):
     """SPAIR whose posterior noise is one fixed draw: XLA's random numbers differ from the CPU kernels',
     so the comparison feeds both the same noise and compares the training pass itself (relaxed z_pres,
-    every object rendered). Not the deterministic pass: its graph-mode gradients are off in TF 2.21
-    whatever XLA does (docs/spair.md, "Deterministic pass")."""
+    every object rendered)."""
 
     def _noise(self, batch, num_cells, sample):
         rng = np.random.default_rng(0)
@@ -44,6 +43,12 @@ def _terms_and_grads(model, images):
 # Gradients are compared by their relative norm. Measured on 4 initialisations × 2 importances: XLA
 # against the plain kernels, at most 2.4e-4; XLA windows of 8 px that cut SPAIR's 24-px objects off,
 # at least 2.0 (the control below). 1e-2 leaves room for other CPUs' round-off on both sides.
+# The initialisation is fixed because bilinear sampling has a gradient that jumps where a coordinate
+# crosses a pixel (texel) boundary, and compiled graphs round coordinates differently by an ulp or
+# so (grappler folds x / 48 into x * (1/48)): an initialisation with a coordinate within a few ulps
+# of a boundary gives one-sided gradients that differ by several % (docs/spair.md, XLA). At this one
+# the nearest glimpse coordinate is 1.1e-4 px and the nearest sprite coordinate 6.4e-5 texels from a
+# boundary, about 10x the eager-vs-compiled coordinate differences measured (1e-5).
 GRADIENT_RTOL = 1e-2
 
 

@@ -21,7 +21,7 @@ def _images(batch=4, size=48, seed=0):
 class FixedNoiseSPAIR(SPAIR):
     """SPAIR whose posterior noise is one fixed draw: XLA's random numbers differ from the CPU kernels',
     so the comparison feeds both the same noise and compares the training pass itself (relaxed z_pres,
-    every object rendered)."""
+    every object rendered). Sized for `_images()`: 4 images of 4x4 = 16 cells."""
 
     def _noise(self, batch, num_cells, sample):
         rng = np.random.default_rng(0)

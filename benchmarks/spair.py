@@ -1,4 +1,5 @@
-"""SPAIR throughput on this machine: training and inference images/second at 48x48 and 96x96 (batch 32),
+"""SPAIR throughput on this machine: training and inference images/second at 48x48 and 96x96 (batch 32), timing
+the steps `fit` and `predict` run (the compiled model's `train_function` / `predict_function`),
 with and without XLA (`jit_compile=True`), printed side by side with their ratios; then the renderer's time
 as image size and object count grow (exact path and XLA windows bounded by SPAIR's 48-px anchor).
 
@@ -18,34 +19,28 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from tfobj.models.spair.spair import SPAIR  # noqa: E402
+from tfobj.models.spair.spair_config import SPAIR_TRAINING  # noqa: E402
+from tfobj.training.optimizers import build_optimizer  # noqa: E402
 
 
-def make_steps(model, optimizer, jit):
-    @tf.function(jit_compile=jit)
-    def train_step(images):
-        with tf.GradientTape() as tape:
-            out = model(images, training=True)
-            loss = tf.reduce_mean(tf.add_n(list(model.loss_terms(images, out).values())))
-        grads = tape.gradient(loss, model.trainable_variables)
-        optimizer.apply_gradients(zip(grads, model.trainable_variables))
-        return loss
-
-    @tf.function(jit_compile=jit)
-    def infer_step(images):
-        return model(images, training=False)["reconstruction"]
-
-    return train_step, infer_step
+def make_steps(model, images, jit):
+    """One step of what `fit` and `predict` run, as zero-argument callables: Keras' own train function of the
+    compiled model (SPAIR's optimizer) on an iterator over the batch, and its predict function on the batch."""
+    model.compile(optimizer=build_optimizer(SPAIR_TRAINING), jit_compile=jit)
+    model.make_train_function()
+    model.make_predict_function()
+    batches = iter(tf.data.Dataset.from_tensors({"images": images}).repeat())
+    return (lambda: model.train_function(batches)), (lambda: model.predict_function([{"images": images}]))
 
 
-def images_per_second(step, images, repeats):
-    step(images)  # trace and compile
+def images_per_second(step, batch_size, repeats):
+    step()  # trace and compile
     times = []
     for _ in range(repeats):
         start = time.perf_counter()
-        result = step(images)
-        (result if isinstance(result, tf.Tensor) else tf.constant(0)).numpy()
+        tf.nest.map_structure(lambda t: t.numpy() if hasattr(t, "numpy") else t, step())
         times.append(time.perf_counter() - start)
-    return len(images) / float(np.median(times))
+    return batch_size / float(np.median(times))
 
 
 def main():
@@ -63,10 +58,9 @@ def main():
         for jit in (False, True):
             model = SPAIR(seed=0)
             model(images[:1])
-            train_step, infer_step = make_steps(model, tf.keras.optimizers.Adam(1e-4), jit)
-            for step in (train_step, infer_step):
+            for step in make_steps(model, images, jit):
                 try:
-                    row.append(images_per_second(step, images, args.repeats))
+                    row.append(images_per_second(step, args.batch, args.repeats))
                 except Exception as error:  # XLA cannot compile a dynamic-shape op
                     row.append(f"n/a ({type(error).__name__})")
         baseline.setdefault("train", row[0])

@@ -11,13 +11,11 @@ table has no published column. Writes <out>/spair_comparison.md, results.json an
 """
 from __future__ import annotations
 
-import argparse
-import dataclasses
 import json
 import logging
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -27,9 +25,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # run from a checkout without installing
 DEFAULT_CONFIG = ROOT / "configs" / "spair_comparison.toml"
 
-from reproduce.table1 import provenance  # noqa: E402
-from tfobj import experiment, figures  # noqa: E402
-from tfobj.config import describe_changes, from_dict, load_config  # noqa: E402
+from tfobj import cli, figures  # noqa: E402
+from tfobj.config import from_dict, load_config  # noqa: E402
+from tfobj.experiments.conncomp import ConnCompDetectionExperiment, run_conncomp_detection  # noqa: E402
+from tfobj.experiments.spair import SPAIRExperiment, run_spair  # noqa: E402
 
 
 @dataclass(frozen=True)
@@ -38,8 +37,8 @@ class ComparisonConfig:
 
     digit_counts: tuple[int, ...] = (1, 3, 5, 7, 9)
     repeats: int = 6  # original code: n_repeats = 6 per n
-    spair: experiment.SPAIRExperiment = field(default_factory=experiment.SPAIRExperiment)
-    conncomp: experiment.ConnCompDetectionExperiment = field(default_factory=experiment.ConnCompDetectionExperiment)
+    spair: SPAIRExperiment = field(default_factory=SPAIRExperiment)
+    conncomp: ConnCompDetectionExperiment = field(default_factory=ConnCompDetectionExperiment)
 
 
 def mean_and_ci(values) -> tuple[float, float]:
@@ -51,15 +50,22 @@ def mean_and_ci(values) -> tuple[float, float]:
     return float(values.mean()), float(stats.t.ppf(0.975, len(values) - 1) * stats.sem(values))
 
 
+def condition(experiment, n: int, repeat: int):
+    """`experiment` on images with exactly n digits, its data (and SPAIR's training) seeded by the repeat."""
+    data = replace(experiment.data, scene=replace(experiment.data.scene, min_digits=n, max_digits=n), seed=repeat)
+    if isinstance(experiment, SPAIRExperiment):
+        return replace(experiment, data=data, train=replace(experiment.train, seed=repeat))
+    return replace(experiment, data=data)
+
+
 def run(config: ComparisonConfig) -> dict:
     """AP per digit count and repeat for SPAIR and ConnComp: {"spair": {n: [AP, ...]}, "conncomp": {...}}."""
     scores = {"spair": {}, "conncomp": {}}
     for n in config.digit_counts:
         for repeat in range(config.repeats):
-            counts = dict(min_digits=n, max_digits=n, seed=repeat)
             logging.info("=== n = %d, repeat %d ===", n, repeat)
-            spair = experiment.run_spair(dataclasses.replace(config.spair, **counts))
-            conncomp = experiment.run_conncomp_detection(dataclasses.replace(config.conncomp, **counts))
+            spair = run_spair(condition(config.spair, n, repeat))
+            conncomp = run_conncomp_detection(condition(config.conncomp, n, repeat))
             scores["spair"].setdefault(n, []).append(spair["metrics"]["ap"])
             scores["conncomp"].setdefault(n, []).append(conncomp["metrics"]["ap"])
     return scores
@@ -79,9 +85,7 @@ def write_table_and_figure(config: ComparisonConfig, full: ComparisonConfig, mod
     header = (f"# SPAIR comparison ({mode} mode): test AP (IoU 0.1…0.9), mean ± 95% CI (Student t) over "
               f"{config.repeats} repeat(s)\n\nPublished: a figure only (SPAIR, AAAI 2019, comparison figure); "
               f"no numbers to compare with.\n{note}")
-    if mode == "quick":
-        cuts = describe_changes(config, full)
-        header += "\nQuick mode — not comparable to the paper. It changes:\n" + "".join(f"- {c}\n" for c in cuts)
+    header += cli.quick_header(mode, config, full)
     table = header + "\n" + markdown(config, scores) + "\n"
     (out / "spair_comparison.md").write_text(table)
     series = {name.replace("spair", "SPAIR").replace("conncomp", "ConnComp"):
@@ -111,29 +115,20 @@ def rebuild(results_path: Path, out: Path | None) -> dict:
 
 def main(argv=None) -> dict:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--mode", choices=("quick", "full"), default="quick")
-    parser.add_argument("--config", default=str(DEFAULT_CONFIG))
-    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
-    parser.add_argument("--out", default=None, help="output directory (default results/spair_comparison/<mode>)")
-    parser.add_argument("--from-results", default=None, metavar="RESULTS_JSON",
-                        help="rebuild the table and figure from a finished run's results.json (no training)")
-    args = parser.parse_args(argv)
+    args = cli.parse_args(__doc__, "spair_comparison", argv, extra=lambda parser: parser.add_argument(
+        "--from-results", default=None, metavar="RESULTS_JSON",
+        help="rebuild the table and figure from a finished run's results.json (no training)"))
     if args.from_results:
-        return rebuild(Path(args.from_results), Path(args.out) if args.out else None)
-    config = load_config(ComparisonConfig, args.config, mode=args.mode, overrides=args.overrides)
-    full = load_config(ComparisonConfig, args.config, mode="full")
-    out = Path(args.out or ROOT / "results" / "spair_comparison" / args.mode)
-    out.mkdir(parents=True, exist_ok=True)
+        return rebuild(Path(args.from_results), args.out if args.out_given else None)
+    config, full = cli.load(args, ComparisonConfig)
+    args.out.mkdir(parents=True, exist_ok=True)
 
     start = time.time()
     scores = run(config)
-    print(write_table_and_figure(config, full, args.mode, scores, out))
-    record = provenance(args, config, time.time() - start)
-    record["ap"] = {name: {str(n): values for n, values in per_n.items()} for name, per_n in scores.items()}
-    (out / "results.json").write_text(json.dumps(record, indent=2))
-    return record
+    print(write_table_and_figure(config, full, args.mode, scores, args.out))
+    ap = {name: {str(n): values for n, values in per_n.items()} for name, per_n in scores.items()}
+    return cli.write_results(args, config, time.time() - start, ap=ap)
 
 
 if __name__ == "__main__":
-    main()
+    cli.entry(main)

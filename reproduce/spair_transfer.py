@@ -22,25 +22,24 @@ command, git commit, package versions, wall time, every per-repeat score) and <o
 """
 from __future__ import annotations
 
-import argparse
-import json
 import logging
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Literal
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))  # run from a checkout without installing
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
-from reproduce.table1 import provenance  # noqa: E402
-from tfobj import data, experiment, figures  # noqa: E402
-from tfobj.config import describe_changes, load_config  # noqa: E402
+from tfobj import cli, data, figures  # noqa: E402
+from tfobj.experiments.common import best_threshold, detection_scores  # noqa: E402
+from tfobj.experiments.conncomp import ThresholdSearch  # noqa: E402
+from tfobj.experiments.spair import fit_spair  # noqa: E402
 from tfobj.models.baselines.conncomp import ConnComp, detect  # noqa: E402
-from tfobj.models.spair.spair_config import SPAIRConfig  # noqa: E402
+from tfobj.models.spair.spair_config import SPAIR_TRAINING, SPAIRConfig  # noqa: E402
+from tfobj.training.evaluation import predict_detections  # noqa: E402
+from tfobj.training.train_config import TrainConfig  # noqa: E402
 
 METRICS = ("ap", "count_abs_error", "count_01_error")
 METRIC_NAMES = {"ap": "AP", "count_abs_error": "count abs error", "count_01_error": "count 0-1 error"}
@@ -58,27 +57,19 @@ class TransferConfig:
     num_train_images: int = 25000  # 84x84 images before cropping: 100k training crops
     num_val_images: int = 250  # 84x84 validation images before cropping: 1,000 validation crops
     num_test_images: int = 1000  # per test count n
-    repeats: int = 8
-    # SPAIR training (tfobj.experiment.SPAIRExperiment's model and schedule; its data fields are the above).
+    repeats: int = 8  # repeat r trains with train.seed + r
+    seed: int = 0  # the data's
+    # SPAIR (the model and training of tfobj.experiments.spair.SPAIRExperiment; its data are the above).
     # The original transfer runs learned a solid background colour (notes §1; the comparison runs: black).
     model: SPAIRConfig = field(default_factory=lambda: SPAIRConfig(background="learn_solid"))
-    steps: int = 300000
-    eval_every: int = 1000
-    precision: Literal["auto", "float32", "mixed"] = "auto"  # as SPAIRExperiment: mixed float16 on a GPU
-    xla: Literal["auto", "on", "off"] = "auto"
+    train: TrainConfig = field(default_factory=lambda: SPAIR_TRAINING)
     # ConnComp baseline: τ grid searched for AP on this many training crops.
     conncomp_tune_images: int = 1000
-    conncomp_thresholds: tuple[float, ...] = experiment.ORIGINAL_THRESHOLD_GRID
-    seed: int = 0
+    conncomp: ThresholdSearch = field(default_factory=ThresholdSearch)
 
-
-def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--mode", choices=("quick", "full"), default="quick")
-    parser.add_argument("--config", default=str(ROOT / "configs" / "spair_transfer.toml"))
-    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
-    parser.add_argument("--out", default=None, help="output directory (default results/spair_transfer/<mode>)")
-    return parser.parse_args(argv)
+    def __post_init__(self):
+        if self.crop_size > self.image_size:
+            raise ValueError(f"crop_size {self.crop_size} must be at most image_size {self.image_size}")
 
 
 def condition_label(condition) -> str:
@@ -98,7 +89,7 @@ def _crops(config: TransferConfig, split: str, num: int, condition) -> dict:
 
 def scores(detections: list[dict], test: dict) -> dict:
     """AP, count absolute error and count 0-1 error (1 - count accuracy)."""
-    result = experiment.detection_scores(detections, test["boxes"], test["num_objects"])
+    result = detection_scores(detections, test["boxes"], test["num_objects"])
     return {"ap": result["ap"], "count_abs_error": result["count_abs_error"],
             "count_01_error": 1.0 - result["count_accuracy"]}
 
@@ -108,10 +99,10 @@ def run_conncomp(config: TransferConfig) -> dict:
     tune = _crops(config, "train", -(-config.conncomp_tune_images // config.crops_per_image),
                   config.training_conditions[0])
     tuning = {}
-    for tau in config.conncomp_thresholds:
+    for tau in config.conncomp.thresholds:
         found = detect(ConnComp(threshold=tau), tune["images"])
-        tuning[tau] = experiment.detection_scores(found, tune["boxes"], tune["num_objects"])["ap"]
-    threshold = max(sorted(tuning), key=tuning.get)  # ties go to the smallest τ
+        tuning[tau] = detection_scores(found, tune["boxes"], tune["num_objects"])[config.conncomp.metric]
+    threshold = best_threshold(tuning)
     logging.info("ConnComp: tau = %.4f (AP on %d training crops = %.4f)", threshold, len(tune["images"]),
                  tuning[threshold])
     per_count = {}
@@ -123,23 +114,17 @@ def run_conncomp(config: TransferConfig) -> dict:
 
 def run_condition(config: TransferConfig, condition) -> dict:
     """SPAIR trained on crops of `condition`; per repeat, scores per test count."""
-    from tfobj.training.callbacks import predict_detections
-
     train = _crops(config, "train", config.num_train_images, condition)
     val = _crops(config, "val", config.num_val_images, condition)
     repeats = []
     for repeat in range(config.repeats):
-        spair = experiment.SPAIRExperiment(model=config.model, steps=config.steps, eval_every=config.eval_every,
-                                           seed=config.seed + repeat, precision=config.precision, xla=config.xla)
         logging.info("=== %s, repeat %d ===", condition_label(condition), repeat)
-        model, history = experiment.fit_spair(spair, train["images"], val)
-        val_ap = history.history["val_ap"]
+        fit = fit_spair(config.model, replace(config.train, seed=config.train.seed + repeat), train["images"], val)
         per_count = {}
         for n in config.test_counts:
             test = _images(config, "test", config.num_test_images, n, n)
-            per_count[n] = scores(predict_detections(model, test["images"]), test)
-        repeats.append({"scores": per_count, "best_step": (1 + val_ap.index(max(val_ap))) * config.eval_every,
-                        "history": history.history})
+            per_count[n] = scores(predict_detections(fit.model, test["images"]), test)
+        repeats.append({"scores": per_count, "best_step": fit.best_step, "history": fit.history})
     return {"repeats": repeats}
 
 
@@ -168,12 +153,9 @@ def markdown_table(counts, curves: dict, header: str) -> str:
 
 def main(argv=None) -> dict:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
-    args = parse_args(argv)
-    config = load_config(TransferConfig, args.config, mode=args.mode, overrides=args.overrides)
-    full = load_config(TransferConfig, args.config, mode="full")
-    if config.crop_size > config.image_size:
-        raise ValueError(f"crop_size {config.crop_size} must be at most image_size {config.image_size}")
-    out = Path(args.out or ROOT / "results" / "spair_transfer" / args.mode)
+    args = cli.parse_args(__doc__, "spair_transfer", argv)
+    config, full = cli.load(args, TransferConfig)
+    out = args.out
     out.mkdir(parents=True, exist_ok=True)
 
     start = time.time()
@@ -191,23 +173,19 @@ def main(argv=None) -> dict:
               f"Mean ± standard deviation over {config.repeats} repeat(s) (ConnComp: deterministic, one run, "
               f"τ = {results['ConnComp']['threshold']:.4g}). Published: figure only (SPAIR's transfer figure "
               "gives no numbers), so there is no published column.\n")
-    if args.mode == "quick":
-        header += ("\nQuick mode: CPU, cut-down data and training — not comparable to the paper. It changes:\n"
-                   + "".join(f"- {cut}\n" for cut in describe_changes(config, full)))
+    header += cli.quick_header(args.mode, config, full)
     table = markdown_table(counts, curves, header)
     print(table)
     (out / "spair_transfer.md").write_text(table)
     figures.plot_transfer_curves(counts, curves, out / "spair_transfer.png",
                                  title=f"SPAIR transfer ({args.mode} mode): trained on crops, tested on "
                                        f"{config.image_size}x{config.image_size} images")
-    record = provenance(args, config, time.time() - start)
-    record["results"] = results
-    record["summary"] = {name: {metric: {"mean": mean, "spread": spread} for metric, (mean, spread) in curve.items()}
-                         for name, curve in curves.items()}
-    (out / "results.json").write_text(json.dumps(record, indent=2, default=str))
+    summary = {name: {metric: {"mean": mean, "spread": spread} for metric, (mean, spread) in curve.items()}
+               for name, curve in curves.items()}
+    record = cli.write_results(args, config, time.time() - start, results=results, summary=summary)
     logging.info("wrote %s", out)
     return record
 
 
 if __name__ == "__main__":
-    main()
+    cli.entry(main)

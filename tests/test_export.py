@@ -1,4 +1,5 @@
-"""SavedModel export: reload without tfobj in a fresh process, two batch and two image sizes."""
+"""SavedModel export through each model's serving endpoints: reload without tfobj in a fresh process, two
+batch and two image sizes; SPAIR and ConnComp."""
 import subprocess
 import sys
 from pathlib import Path
@@ -6,13 +7,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tfobj.export import export_saved_model
-from tfobj.models.spair.spair import SPAIR
+from tfobj import export_saved_model
+from tfobj.models.baselines.conncomp import ConnComp
+from tfobj.models.spair.spair import SERVING_KEYS, SPAIR
 from tfobj.models.spair.spair_config import SPAIRConfig
 
 TINY = SPAIRConfig(backbone_filters=8, backbone_features=8, cell_hidden=(8, 8), passthrough_features=4,
                    encoder_hidden=(8, 8), decoder_hidden=(8, 8), num_what=4)
-KEYS = ("boxes", "scores", "z_pres", "num_objects", "reconstruction")
+KEYS = ("boxes", "scores", "z_pres", "num_objects", "reconstruction")  # the SPAIR issue's signature
 
 RELOAD = """
 import sys
@@ -42,12 +44,7 @@ def test_export_reloads_without_tfobj_and_matches(tmp_path):
     inputs = {"b2_48x48": rng.random((2, 48, 48, 3), np.float32), "b5_96x72": rng.random((5, 96, 72, 3), np.float32)}
     model(inputs["b2_48x48"])
     export_saved_model(model, tmp_path / "spair")
-    np.savez(tmp_path / "inputs.npz", **inputs)
-    script = tmp_path / "reload.py"
-    script.write_text(RELOAD)
-    subprocess.run([sys.executable, str(script), str(tmp_path / "spair"), str(tmp_path / "inputs.npz"),
-                    str(tmp_path / "outputs.npz")], check=True, cwd=tmp_path)
-    outputs = np.load(tmp_path / "outputs.npz")
+    outputs = run_reload(tmp_path, tmp_path / "spair", inputs)
     for name, images in inputs.items():
         expected = model(images, training=False)
         for key in KEYS:
@@ -64,6 +61,42 @@ def test_export_reloads_without_tfobj_and_matches(tmp_path):
         assert key in shown
 
 
-def test_export_requires_a_built_model(tmp_path):
+def run_reload(tmp_path, model_dir, inputs) -> dict:
+    np.savez(tmp_path / "inputs.npz", **inputs)
+    script = tmp_path / "reload.py"
+    script.write_text(RELOAD)
+    subprocess.run([sys.executable, str(script), str(model_dir), str(tmp_path / "inputs.npz"),
+                    str(tmp_path / "outputs.npz")], check=True, cwd=tmp_path)
+    return dict(np.load(tmp_path / "outputs.npz"))
+
+
+def test_spair_signature_keys_are_the_issue_s():
+    assert SERVING_KEYS == KEYS
+
+
+@pytest.mark.slow
+def test_conncomp_exports_through_its_endpoint(tmp_path):
+    """export_saved_model is not SPAIR's: ConnComp (a layer without weights) exports through its own endpoint,
+    and the reloaded signature gives the boxes and counts of the in-process layer."""
+    layer = ConnComp(threshold=0.5)
+    images = np.zeros((3, 20, 16, 3), np.float32)
+    images[0, 2:5, 3:7] = 1.0
+    images[0, 10:12, 10:12] = 1.0
+    images[2, 0:4, 0:2] = 0.8
+    export_saved_model(layer, tmp_path / "conncomp")
+    outputs = run_reload(tmp_path, tmp_path / "conncomp", {"x": images})
+    expected = layer(images)
+    np.testing.assert_array_equal(outputs["x/num_objects"], [2, 0, 1])
+    for key in ("boxes", "scores", "centroids", "colours", "num_objects"):
+        np.testing.assert_allclose(outputs[f"x/{key}"], expected[key].numpy(), err_msg=key)
+
+
+def test_export_requires_a_built_model_with_a_serve_endpoint(tmp_path):
     with pytest.raises(ValueError, match="must be built"):
         export_saved_model(SPAIR(TINY), tmp_path / "x")
+    import keras
+
+    plain = keras.Sequential([keras.layers.Dense(2)])
+    plain(np.zeros((1, 3), np.float32))
+    with pytest.raises(ValueError, match="declares no 'serve' endpoint"):
+        export_saved_model(plain, tmp_path / "y")

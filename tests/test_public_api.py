@@ -1,20 +1,33 @@
-"""The names users import from tfobj resolve to the implementations."""
+"""Every public name of tfobj resolves to its implementation, and importing tfobj registers the Keras objects."""
+import importlib
+
+import keras
 import numpy as np
 import pytest
 
 import tfobj
 import tfobj.ops
-from tfobj.models.baselines.conncomp import ConnComp
-from tfobj.models.spair import count_prior
-from tfobj.models.spair.spair import SPAIR
 
 
-def test_top_level_names():
-    assert tfobj.ConnComp is ConnComp and tfobj.SPAIR is SPAIR
-    assert tfobj.count_prior_kl is count_prior.count_prior_kl
-    assert tfobj.count_prior_log_prob is count_prior.count_prior_log_prob
-    assert callable(tfobj.render_sprites) and callable(tfobj.load_mnist)
+@pytest.mark.parametrize("name", tfobj.__all__)
+def test_every_public_name_is_its_module_s_object(name):
+    module = importlib.import_module(tfobj._PUBLIC[name])
+    assert getattr(tfobj, name) is getattr(module, name)
+    assert getattr(tfobj, name).__module__ == module.__name__  # defined there, not re-exported from elsewhere
+
+
+def test_the_issue_s_names_are_public():
+    """The names the issues list as tfobj's API (SPAIR issue 4; "one library" issue 8)."""
+    expected = {"SPAIR", "SPAIRConfig", "count_prior_log_prob", "count_prior_kl", "render_sprites",
+                "export_saved_model", "ConnComp", "ConnCompTracker", "connected_components", "load_mnist"}
+    assert expected <= set(tfobj.__all__)
     assert sorted(tfobj.__all__) == tfobj.__all__
+
+
+def test_models_and_layers_are_registered_with_keras():
+    for name in ("SPAIR", "SPAIRCellEncoder", "ObjectDecoder", "MLP", "PaddedConvBackbone", "Glimpse",
+                 "RenderSprites", "ConnComp", "AdamWithGradientNoise"):
+        assert keras.saving.get_registered_object(f"tfobj>{name}") is not None, name
 
 
 def test_ops_connected_components_is_the_function():

@@ -1,4 +1,5 @@
 """reproduce/spair_comparison.py on a tiny config: table, JSON, figure; the CI formula."""
+import dataclasses
 import json
 
 import numpy as np
@@ -8,11 +9,11 @@ from scipy import stats
 TINY = ["digit_counts=[1, 2]", "repeats=2",
         "spair.model.backbone_filters=8", "spair.model.backbone_features=8", "spair.model.cell_hidden=[8, 8]",
         "spair.model.passthrough_features=4", "spair.model.encoder_hidden=[8, 8]",
-        "spair.model.decoder_hidden=[8, 8]", "spair.model.num_what=4", "spair.model.batch_size=4",
-        "spair.image_size=[24, 24]", "spair.num_train_images=8", "spair.num_val_images=4",
-        "spair.num_test_images=4", "spair.steps=2", "spair.eval_every=1",
-        "conncomp.image_size=[24, 24]", "conncomp.num_tune_images=6", "conncomp.num_test_images=6",
-        "conncomp.thresholds=[0.1, 1.0]"]
+        "spair.model.decoder_hidden=[8, 8]", "spair.model.num_what=4", "spair.train.batch_size=4",
+        "spair.data.scene.image_size=[24, 24]", "spair.data.num_train_images=8", "spair.data.num_val_images=4",
+        "spair.data.num_test_images=4", "spair.train.steps=2", "spair.train.eval_every=1",
+        "conncomp.data.scene.image_size=[24, 24]", "conncomp.data.num_train_images=6",
+        "conncomp.data.num_test_images=6", "conncomp.train.thresholds=[0.1, 1.0]"]
 
 
 @pytest.fixture(scope="module")
@@ -33,9 +34,9 @@ def test_mean_and_ci_is_the_student_t_95_interval(comparison):
 def test_rebuild_from_results_json(comparison, tmp_path, capsys):
     """--from-results writes the table and figure from a finished run's record, and says so."""
     config = comparison.load_config(comparison.ComparisonConfig, comparison.DEFAULT_CONFIG, mode="quick")
-    config = comparison.dataclasses.replace(config, digit_counts=(1, 3))
+    config = dataclasses.replace(config, digit_counts=(1, 3))
     record = {"command": "python reproduce/spair_comparison.py", "mode": "quick", "git_commit": "abcdef123456",
-              "wall_time_seconds": 12.0, "config": comparison.dataclasses.asdict(config),
+              "wall_time_seconds": 12.0, "config": dataclasses.asdict(config),
               "ap": {"spair": {"1": [0.5, 0.7], "3": [0.4, 0.4]}, "conncomp": {"1": [0.9, 0.9], "3": [0.8, 0.6]}}}
     path = tmp_path / "run" / "results.json"
     path.parent.mkdir()
@@ -67,4 +68,13 @@ def test_tiny_run_writes_table_json_and_figure(comparison, tmp_path, monkeypatch
 
 def test_unknown_key_is_rejected(comparison, tmp_path):
     with pytest.raises(ValueError, match="unknown config key"):
-        comparison.main(["--out", str(tmp_path), "--set", "spair.stpes=3"])
+        comparison.main(["--out", str(tmp_path), "--set", "spair.train.stpes=3"])
+
+
+def test_each_condition_has_exactly_n_digits_and_the_repeat_s_seeds(comparison):
+    config = comparison.ComparisonConfig()
+    spair = comparison.condition(config.spair, 7, 3)
+    assert (spair.data.scene.min_digits, spair.data.scene.max_digits, spair.data.seed, spair.train.seed) == (7, 7, 3, 3)
+    assert spair.model == config.spair.model and spair.train.steps == config.spair.train.steps
+    conncomp = comparison.condition(config.conncomp, 1, 0)
+    assert (conncomp.data.scene.min_digits, conncomp.data.scene.max_digits, conncomp.data.seed) == (1, 1, 0)

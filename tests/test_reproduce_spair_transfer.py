@@ -7,10 +7,10 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ["model.backbone_filters=8", "model.backbone_features=8", "model.cell_hidden=[8, 8]",
         "model.passthrough_features=4", "model.encoder_hidden=[8, 8]", "model.decoder_hidden=[8, 8]",
-        "model.num_what=4", "model.batch_size=4", "image_size=36", "crop_size=24", "crops_per_image=2",
+        "model.num_what=4", "train.batch_size=4", "image_size=36", "crop_size=24", "crops_per_image=2",
         "training_conditions=[[1, 2]]", "test_counts=[1, 3]", "num_train_images=4", "num_val_images=2",
-        "num_test_images=4", "repeats=2", "steps=2", "eval_every=1", "conncomp_tune_images=4",
-        "conncomp_thresholds=[0.1, 1.0]"]
+        "num_test_images=4", "repeats=2", "train.steps=2", "train.eval_every=1", "conncomp_tune_images=4",
+        "conncomp.thresholds=[0.1, 1.0]"]
 
 
 @pytest.fixture(scope="module")
@@ -37,7 +37,7 @@ def test_defaults_are_the_original_protocol_and_quick_cuts_them(transfer):
         84, 48, 4, 25000, 8)
     quick = load_config(transfer.TransferConfig, ROOT / "configs" / "spair_transfer.toml", mode="quick")
     assert quick.training_conditions == ((1, 5),) and quick.test_counts == (1, 5, 10, 15, 20)
-    assert quick.repeats == 1 and quick.steps == 3000
+    assert quick.repeats == 1 and quick.train.steps == 3000 and quick.train.batch_size == 32
 
 
 def test_markdown_table(transfer):

@@ -5,14 +5,13 @@ import math
 import pytest
 
 
-
 @pytest.fixture(scope="module")
 def table1(load_script):
     return load_script("table1")
 
 
-TINY = ["conncomp_detection.num_tune_images=20", "conncomp_detection.num_test_images=20",
-        "conncomp_detection.thresholds=[0.1, 1.0]"]
+TINY = ["conncomp_detection.data.num_train_images=20", "conncomp_detection.data.num_test_images=20",
+        "conncomp_detection.train.thresholds=[0.1, 1.0]"]
 
 
 def test_quick_run_writes_table_results_and_figure(table1, tmp_path, monkeypatch, capsys):
@@ -20,11 +19,11 @@ def test_quick_run_writes_table_results_and_figure(table1, tmp_path, monkeypatch
     out = tmp_path / "out"
     record = table1.main(["--only", "conncomp_detection", "--out", str(out)] + sum((["--set", s] for s in TINY), []))
     printed = capsys.readouterr().out
-    assert "Quick mode" in printed and "conncomp_detection.num_test_images: 1000 -> 20" in printed
+    assert "Quick mode" in printed and "conncomp_detection.data.num_test_images: 1000 -> 20" in printed
     assert "| ConnComp (detection)" in printed and "figure only" in printed
     saved = json.loads((out / "results.json").read_text())
     assert saved["mode"] == "quick" and saved["packages"]["tensorflow"]
-    assert saved["config"]["conncomp_detection"]["num_test_images"] == 20
+    assert saved["config"]["conncomp_detection"]["data"]["num_test_images"] == 20
     row = saved["rows"]["conncomp_detection"]
     assert 0 <= row["metrics"]["ap"] <= 1 and row["threshold"] in (0.1, 1.0)
     assert record["rows"]["conncomp_detection"]["metrics"] == row["metrics"]
@@ -44,5 +43,16 @@ def test_unknown_row_and_key_are_rejected(table1, tmp_path):
     with pytest.raises(SystemExit):
         table1.main(["--only", "spiar", "--out", str(tmp_path)])
     with pytest.raises(ValueError, match="unknown config key"):
-        table1.main(["--only", "conncomp_detection", "--set", "conncomp_detection.num_tset_images=3",
+        table1.main(["--only", "conncomp_detection", "--set", "conncomp_detection.data.num_tset_images=3",
                      "--out", str(tmp_path)])
+
+
+def test_full_mode_rows_are_the_papers_protocols(table1):
+    """The row configs (ROWS, one entry per row) in full mode: the SPAIR issue's and SILOT's settings."""
+    config = table1.Table1Config()
+    assert list(table1.ROWS) == ["spair", "conncomp_detection", "conncomp_tracking_mnist", "conncomp_tracking_shapes"]
+    assert config.spair.train.steps == 300000 and config.spair.train.batch_size == 32
+    assert config.spair.data.num_train_images == 64000 and config.spair.data.scene.image_size == (48, 48)
+    shapes = config.conncomp_tracking_shapes.data
+    assert type(shapes.scene).__name__ == "ScatteredShapesVideoConfig" and shapes.scene.image_size == (96, 96)
+    assert shapes.scene.max_shapes == 10 and shapes.palette is not None

@@ -1,28 +1,46 @@
 """tfobj: unsupervised object-centric vision models and baselines in TensorFlow 2 / Keras 3.
 
-Top-level names are imported lazily, so that `tfobj.ops` (pure TensorFlow) also imports on the
-TF 2.15 compatibility stack without pulling in Keras 3.
+The public names are listed once, in `_PUBLIC` (name -> module); `tests/test_public_api.py` imports every
+one. With Keras 3 (the primary stack) importing tfobj imports the modules behind them, which registers every
+tfobj layer and model with Keras, so `keras.models.load_model("model.keras")` works after `import tfobj`.
+On the TF 2.15 compatibility stack (Keras 2) only `tfobj.ops` is usable, and names resolve on first use.
 """
 import importlib
 
 __version__ = "0.1.0"
 
-_LAZY = {
+_PUBLIC = {
     "ConnComp": "tfobj.models.baselines.conncomp",
     "ConnCompTracker": "tfobj.models.baselines.conncomp",
     "SPAIR": "tfobj.models.spair.spair",
     "SPAIRConfig": "tfobj.models.spair.spair_config",
+    "TrainConfig": "tfobj.training.train_config",
     "connected_components": "tfobj.ops.connected_components",
     "count_prior_kl": "tfobj.models.spair.count_prior",
     "count_prior_log_prob": "tfobj.models.spair.count_prior",
+    "export_saved_model": "tfobj.export",
+    "fit_model": "tfobj.training.fit",
     "load_mnist": "tfobj.data.digits",
     "render_sprites": "tfobj.rendering.render_sprites",
 }
 
-__all__ = sorted(_LAZY)
+__all__ = sorted(_PUBLIC)
 
 
 def __getattr__(name):
-    if name in _LAZY:
-        return getattr(importlib.import_module(_LAZY[name]), name)
+    if name in _PUBLIC:
+        return getattr(importlib.import_module(_PUBLIC[name]), name)
     raise AttributeError(f"module 'tfobj' has no attribute {name!r}")
+
+
+def _keras_major() -> int:
+    try:
+        import keras
+    except ImportError:
+        return 0
+    return int(keras.__version__.split(".")[0])
+
+
+if _keras_major() >= 3:
+    for _module in sorted(set(_PUBLIC.values())):
+        importlib.import_module(_module)

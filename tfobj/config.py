@@ -52,6 +52,9 @@ def _check_value(value: Any, tp: Any, key: str, default: Any = None) -> Any:
         options = typing.get_args(tp)
         if value is None and type(None) in options:
             return None
+        tables = [option for option in options if _is_dataclass_type(option)]
+        if tables and isinstance(value, Mapping):
+            return _union_table(value, tables, key, default)
         for option in options:
             if option is type(None):
                 continue
@@ -86,6 +89,28 @@ def _check_value(value: Any, tp: Any, key: str, default: Any = None) -> Any:
             raise ValueError(f"config key '{key}' must be a {tp.__name__}; got {value!r}")
         return value
     return value
+
+
+def check_choices(config, prefix: str = "") -> None:
+    """Raises ValueError if a `Literal[...]` field of dataclass `config` holds a value outside its choices
+    (for `__post_init__`, so a config built in Python is checked like one loaded from TOML)."""
+    for name, hint in typing.get_type_hints(type(config)).items():
+        if typing.get_origin(hint) is typing.Literal and getattr(config, name) not in typing.get_args(hint):
+            raise ValueError(f"{prefix}{name} must be one of {typing.get_args(hint)}; got {getattr(config, name)!r}")
+
+
+def _union_table(value: Mapping, tables: list[type], key: str, default: Any) -> Any:
+    """A table for a field typed as a union of dataclasses (e.g. `scene: ScatteredMNISTVideoConfig |
+    ScatteredShapesVideoConfig`): merged into the current value's type (the field's default) if its keys
+    fit it, else built as the first other type whose fields take every key."""
+    current = type(default) if isinstance(default, tuple(tables)) else None
+    errors = []
+    for option in ([current] if current else []) + [t for t in tables if t is not current]:
+        try:
+            return from_dict(option, value, prefix=f"{key}.", base=default if option is current else None)
+        except ValueError as error:
+            errors.append(f"{option.__name__}: {error}")
+    raise ValueError(f"config key '{key}': the table fits none of its types; " + "; ".join(errors))
 
 
 def from_dict(cls: type[T], values: Mapping[str, Any], prefix: str = "", base: T | None = None) -> T:

@@ -1,4 +1,4 @@
-"""AdamWithGradientNoise (the original SPAIR code's gradient noise) and spair_optimizer."""
+"""AdamWithGradientNoise (the original SPAIR code's gradient noise) and build_optimizer."""
 import dataclasses
 
 import keras
@@ -7,8 +7,8 @@ import pytest
 import tensorflow as tf
 from scipy import stats
 
-from tfobj.models.spair.spair_config import SPAIRConfig
-from tfobj.training.optimizers import AdamWithGradientNoise, spair_optimizer
+from tfobj.models.spair.spair_config import SPAIR_TRAINING
+from tfobj.training.optimizers import AdamWithGradientNoise, build_optimizer
 
 
 def _noise(optimizer, grads):
@@ -59,13 +59,13 @@ def test_applies_noise_in_training_and_round_trips_its_config():
     assert (restored.noise_scale, restored.noise_decay_steps, restored.noise_seed) == (1.0, 1000, 0)
 
 
-def test_spair_optimizer_follows_the_config():
-    plain = spair_optimizer(SPAIRConfig())
+def test_build_optimizer_follows_the_train_config():
+    plain = build_optimizer(SPAIR_TRAINING)
     assert type(plain) is keras.optimizers.Adam and plain.global_clipnorm == 1.0
     np.testing.assert_allclose(float(plain.learning_rate), 1e-4)
-    noisy = spair_optimizer(dataclasses.replace(SPAIRConfig(), gradient_noise=1e-3), seed=5)
+    noisy = build_optimizer(dataclasses.replace(SPAIR_TRAINING, gradient_noise=1e-3, seed=5))
     assert isinstance(noisy, AdamWithGradientNoise) and noisy.noise_scale == 1e-3 and noisy.noise_seed == 5
-    assert noisy.global_clipnorm == 1.0
+    assert noisy.global_clipnorm == 1.0 and noisy.noise_decay_steps == 1000
 
 
 @pytest.mark.parametrize("kwargs", [dict(noise_scale=-1.0), dict(noise_decay_steps=0), dict(noise_decay_rate=2.0)])

@@ -13,7 +13,7 @@ import tensorflow as tf
 
 from tfobj.models.spair.spair import LOSS_KEYS, SPAIR
 from tfobj.models.spair.spair_config import SPAIRConfig
-from tfobj.training.callbacks import NonFiniteLossError, SPAIRSchedule, StopOnNaN
+from tfobj.training.callbacks import NonFiniteLossError, StopOnNaN
 
 TINY = SPAIRConfig(backbone_filters=8, backbone_features=8, cell_hidden=(8, 8), passthrough_features=4,
                    encoder_hidden=(8, 8), decoder_hidden=(8, 8), num_what=4)
@@ -89,7 +89,7 @@ def fit_until_nan(tmp_path, guard):
     2 steps and every epoch — and a BackupAndRestore; returns the model, the snapshots and the error."""
     model = make_model(model_class=NaNAtStep)
     snapshots = WeightsAfterEachStep()
-    callbacks = [SPAIRSchedule(), snapshots, guard,
+    callbacks = [snapshots, guard,
                  keras.callbacks.ModelCheckpoint(tmp_path / "every2.weights.h5", save_weights_only=True, save_freq=2),
                  keras.callbacks.ModelCheckpoint(tmp_path / "epoch.weights.h5", save_weights_only=True),
                  keras.callbacks.BackupAndRestore(tmp_path / "backup")]
@@ -154,15 +154,16 @@ def test_stop_on_nan_step_range_with_steps_per_execution_and_no_false_alarms():
 
 
 class Recorder(keras.callbacks.Callback):
-    """Per training batch, after SPAIRSchedule ran: (step, count_prior_s, wheels, noise RNG state)."""
+    """Per training batch, after its step: (the step, the count_prior_s and wheels it trained with, the noise
+    RNG state after its draws)."""
 
     def __init__(self):
         super().__init__()
         self.rows = []
 
-    def on_train_batch_begin(self, batch, logs=None):
+    def on_train_batch_end(self, batch, logs=None):
         m = self.model
-        self.rows.append((int(m.optimizer.iterations), float(m.count_prior_s), float(m.wheels),
+        self.rows.append((int(m.optimizer.iterations) - 1, float(m.count_prior_s), float(m.wheels),
                           tuple(m.seed_generator.state.numpy().tolist())))
 
 
@@ -188,20 +189,20 @@ def expected_schedule(step, c=FAST):
 def test_kill_and_resume_continues_schedules_and_reproduces_the_uninterrupted_run(tmp_path):
     x, epochs = images(6, size=24), 3  # 2x2 grids; 3 batches per epoch, 9 steps
     reference, reference_rows = make_model(FAST), Recorder()
-    reference.fit(dataset(x), epochs=epochs, verbose=0, shuffle=False, callbacks=[SPAIRSchedule(), reference_rows])
+    reference.fit(dataset(x), epochs=epochs, verbose=0, shuffle=False, callbacks=[reference_rows])
     assert [row[0] for row in reference_rows.rows] == list(range(9))
 
     backup = str(tmp_path / "backup")
     killed = make_model(FAST)
     with pytest.raises(RuntimeError, match="interrupted"):
         killed.fit(dataset(x), epochs=epochs, verbose=0, shuffle=False,
-                   callbacks=[SPAIRSchedule(), keras.callbacks.BackupAndRestore(backup), InterruptAtStep(5)])
+                   callbacks=[keras.callbacks.BackupAndRestore(backup), InterruptAtStep(5)])
     assert int(killed.optimizer.iterations) == 5  # killed in epoch 1; the backup is from the end of epoch 0
 
     resumed, rows = make_model(FAST, init_seed=7), Recorder()  # a new object with other initial weights
     assert not np.array_equal(resumed.weights[0].numpy(), reference.weights[0].numpy())
     history = resumed.fit(dataset(x), epochs=epochs, verbose=0, shuffle=False,
-                          callbacks=[SPAIRSchedule(), keras.callbacks.BackupAndRestore(backup), rows])
+                          callbacks=[keras.callbacks.BackupAndRestore(backup), rows])
 
     steps = [row[0] for row in rows.rows]
     assert steps == list(range(3, 9)) and len(history.history["loss"]) == 2  # from step 3, not 0
@@ -229,14 +230,15 @@ def test_model_checkpoint_round_trips_every_weight_and_the_rng_state(tmp_path):
     model = make_model(config)
     path = tmp_path / "model.weights.h5"
     model.fit(dataset(images(4)), epochs=1, verbose=0, shuffle=False,
-              callbacks=[SPAIRSchedule(), keras.callbacks.ModelCheckpoint(path, save_weights_only=True)])
+              callbacks=[keras.callbacks.ModelCheckpoint(path, save_weights_only=True)])
     # The annealed variables hold values a fresh model does not: s(1), wheels on, temperature 0.5.
     annealed = {"count_prior_s": expected_schedule(1, config)[0], "training_wheels": 1.0, "temperature": 0.5}
     assert {v.name for v in model.non_trainable_weights} == set(annealed)
     for v in model.non_trainable_weights:
         np.testing.assert_allclose(float(v), annealed[v.name], rtol=1e-5, err_msg=v.name)
     fresh = fresh_model(config)
-    assert float(fresh.count_prior_s) != float(model.count_prior_s) and float(fresh.wheels) == 0.0
+    fresh.wheels.assign(0.0)  # not the saved value, so that the load must change it
+    assert float(fresh.count_prior_s) != float(model.count_prior_s)
 
     fresh.load_weights(path)
     assert [(w.name, w.shape) for w in fresh.weights] == [(w.name, w.shape) for w in model.weights]
@@ -276,15 +278,19 @@ def test_evaluate_on_a_dataset_of_dicts_returns_every_loss_key():
 @pytest.mark.slow
 def test_run_spair_stops_on_nan_with_the_step(monkeypatch):
     """run_spair's callbacks: a NaN loss ends the run with NonFiniteLossError naming the step."""
-    from tfobj import experiment
+    from tfobj.data import ScatteredMNISTConfig
+    from tfobj.data.experiment_data import ImageData
+    from tfobj.experiments.spair import SPAIRExperiment, run_spair
+    from tfobj.training.train_config import TrainConfig
 
     class NaNAtStep3(NaNAtStep):
         nan_step = 3
 
     monkeypatch.setattr("tfobj.models.spair.spair.SPAIR", NaNAtStep3)  # run_spair imports it when called
-    config = experiment.SPAIRExperiment(
-        model=SPAIRConfig(**{**TINY.__dict__, "batch_size": 2}), image_size=(24, 24), max_digits=2,
-        num_train_images=8, num_val_images=4, num_test_images=4, steps=6, eval_every=2)
+    config = SPAIRExperiment(
+        model=TINY, data=ImageData(scene=ScatteredMNISTConfig(image_size=(24, 24), max_digits=2), num_train_images=8,
+                                   num_val_images=4, num_test_images=4),
+        train=TrainConfig(steps=6, eval_every=2, batch_size=2))
     with pytest.raises(NonFiniteLossError, match="optimizer step 3 ") as error:
-        experiment.run_spair(config)
+        run_spair(config)
     assert error.value.step == 3

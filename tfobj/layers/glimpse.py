@@ -57,6 +57,7 @@ def extract_glimpses(images, boxes, size):
     return top * (1 - wy) + bottom * wy
 
 
+@keras.saving.register_keras_serializable(package="tfobj")
 class Glimpse(keras.layers.Layer):
     """Keras wrapper of `extract_glimpses` (SPAIR and SILOT object encoders).
 

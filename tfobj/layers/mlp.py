@@ -4,6 +4,7 @@ from __future__ import annotations
 import keras
 
 
+@keras.saving.register_keras_serializable(package="tfobj")
 class MLP(keras.layers.Layer):
     """`len(hidden)` ReLU layers then a linear output layer.
 

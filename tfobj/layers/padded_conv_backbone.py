@@ -5,6 +5,7 @@ import keras
 import tensorflow as tf
 
 
+@keras.saving.register_keras_serializable(package="tfobj")
 class PaddedConvBackbone(keras.layers.Layer):
     """Strided conv stack whose strided layers pad only on the right and bottom.
 

@@ -451,6 +451,7 @@ _RENDER_FUNCTIONS = {(dtype, importance): _make_render_function(dtype, importanc
                      for dtype in (tf.float32, tf.float64) for importance in IMPORTANCE_MODES}
 
 
+@keras.saving.register_keras_serializable(package="tfobj")
 class RenderSprites(keras.layers.Layer):
     """Keras layer for `render_sprites`: `layer(background, appearance, alpha, boxes, z_pres, z_depth)`.
 

@@ -1,34 +1,21 @@
-"""Keras callbacks for tfobj models."""
+"""Generic Keras callbacks of tfobj's training: stop on a non-finite loss, keep the best weights of a whole run.
+
+Model-specific evaluation lives in `tfobj.training.evaluation`; annealing in the models' own steps
+(`tfobj.training.schedules.Annealing`).
+"""
 from __future__ import annotations
 
+import json
 import logging
 import math
+import os
+from pathlib import Path
 
 import keras
 
-from tfobj import metrics
-from tfobj.training import schedules
+from tfobj.training.evaluation import current_step
 
 log = logging.getLogger(__name__)
-
-
-class SPAIRSchedule(keras.callbacks.Callback):
-    """Sets SPAIR's annealed variables from the optimizer step before every training batch.
-
-    s (count prior) follows the original code's exponential schedule (`schedules.count_prior_s`),
-    the training wheels are 1 for the first `training_wheels_steps` steps (no gradient into
-    where/depth/pres) and 0 after, and the Concrete temperature is the config's constant. Because
-    the values are recomputed from the checkpointed optimizer step, a run restored by
-    `BackupAndRestore` continues its schedules exactly.
-    """
-
-    def on_train_batch_begin(self, batch, logs=None):
-        model, c = self.model, self.model.config
-        step = model.optimizer.iterations
-        model.count_prior_s.assign(schedules.count_prior_s(
-            step, c.count_prior_start, c.count_prior_end, c.count_prior_decay_rate, c.count_prior_decay_steps))
-        model.wheels.assign(schedules.step_function(step, 1.0, 0.0, c.training_wheels_steps))
-        model.temperature.assign(c.concrete_temperature)
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -53,7 +40,7 @@ class StopOnNaN(keras.callbacks.Callback):
     and a `BackupAndRestore` backup survives to resume from.
 
     The step named is the value of `optimizer.iterations` when the failing batch began, i.e. the number
-    of updates applied before it (the step `SPAIRSchedule` used for that batch). A model's "loss" log is
+    of updates applied before it (the step whose schedules the batch trained with). A model's "loss" log is
     the epoch's running mean, which stays non-finite once one batch is, so the first failing batch is
     found exactly; with `steps_per_execution = n > 1` it is one of the n steps named in the message.
 
@@ -71,7 +58,7 @@ class StopOnNaN(keras.callbacks.Callback):
         self._epoch = epoch
 
     def on_train_batch_begin(self, batch, logs=None):
-        self._first_step, self._first_batch = int(self.model.optimizer.iterations), batch
+        self._first_step, self._first_batch = current_step(self.model), batch
 
     def on_train_batch_end(self, batch, logs=None):
         value = (logs or {}).get(self.monitor)
@@ -89,55 +76,76 @@ class StopOnNaN(keras.callbacks.Callback):
         raise NonFiniteLossError(message, step=first, value=float(value))
 
 
-def predict_detections(model, images, batch_size: int = 100) -> list[dict]:
-    """Posterior-mode detections of a detection model (SPAIR): per image, the boxes `[n, 4]` and
-    scores `[n]` of the cells with z_pres = 1."""
-    out = model.predict(images, batch_size=batch_size, verbose=0)
-    present = out["z_pres"] > 0.5
-    return [{"boxes": boxes[keep], "scores": scores[keep]}
-            for boxes, scores, keep in zip(out["boxes"], out["scores"], present)]
+class BestCheckpoint(keras.callbacks.Callback):
+    """Keeps the weights of the best evaluation of a whole run, also across a kill and a resume.
 
+    At the end of every epoch (= evaluation period) it appends the epoch's logs, with the optimizer step, to
+    `<directory>/history.json`, and if `logs[monitor]` beats every earlier evaluation of the run it saves the
+    weights to `<directory>/best.weights.h5` and the step and value to `best.json`. With `resume=True` (the run
+    continues from a `BackupAndRestore` backup) it starts from the files of the interrupted run: the best so
+    far stays the bar a resumed epoch must beat, and evaluations after the restored step (the interrupted run
+    evaluated them, the resumed run repeats them) are dropped from the history. Keras' `ModelCheckpoint(
+    save_best_only=True)` instead starts from no best, so the first resumed epoch could overwrite a better
+    checkpoint, and `fit`'s History restarts, so a best step read from it is offset.
 
-class DetectionEvaluation(keras.callbacks.Callback):
-    """Computes AP (IoU 0.1…0.9) and count accuracy on a validation set at the end of every epoch
-    (set `steps_per_epoch` to the evaluation interval) and adds them to the logs as "val_ap" and
-    "val_count_accuracy", so History, TensorBoard and checkpoint monitors see them.
+    Put it before `BackupAndRestore` in the callbacks list: an epoch is then recorded here before it is backed
+    up, and a kill between the two repeats the epoch instead of losing its evaluation.
 
     Args:
-        images: float `[N, H, W, 3]` validation images.
-        boxes: float `[N, K, 4]` padded ground-truth boxes; num_objects: int `[N]`.
-        log_dir: if given, also writes the scalars and a few reconstructions with boxes to TensorBoard.
-        num_images_logged: how many reconstructions to write.
+        directory: where the three files go.
+        monitor: the log key to compare (e.g. "val_ap").
+        mode: "max" or "min".
+        resume: continue the record of an interrupted run in `directory` (else it is started afresh).
+        write: False for the workers of a multi-worker run that are not the chief: they keep the record in
+            memory only.
     """
 
-    def __init__(self, images, boxes, num_objects, log_dir=None, num_images_logged=4):
+    def __init__(self, directory, monitor: str, mode: str = "max", resume: bool = False, write: bool = True):
         super().__init__()
-        self.images, self.boxes, self.num_objects = images, boxes, num_objects
-        self.log_dir = log_dir
-        self.num_images_logged = num_images_logged
-        self._writer = None
+        if mode not in ("max", "min"):
+            raise ValueError(f"mode must be 'max' or 'min'; got {mode!r}")
+        self.directory, self.monitor, self.mode, self.write = Path(directory), monitor, mode, write
+        self.weights_path = self.directory / "best.weights.h5"
+        self.history: list[dict] = []
+        self.best: dict | None = None  # {"step": int, "value": float}
+        if resume and (self.directory / "history.json").exists():
+            self.history = json.loads((self.directory / "history.json").read_text())
+            if (self.directory / "best.json").exists():
+                self.best = json.loads((self.directory / "best.json").read_text())
+        self._trim_at_next_epoch = resume
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if self._trim_at_next_epoch:  # after every on_train_begin, so BackupAndRestore has restored the step
+            step = current_step(self.model)
+            self.history = [entry for entry in self.history if entry["step"] <= step]
+            self._trim_at_next_epoch = False
+
+    def _better(self, value: float) -> bool:
+        if self.best is None:
+            return True
+        return value > self.best["value"] if self.mode == "max" else value < self.best["value"]
 
     def on_epoch_end(self, epoch, logs=None):
-        found = predict_detections(self.model, self.images)
-        ap = metrics.average_precision([d["boxes"] for d in found], [d["scores"] for d in found], self.boxes,
-                                       num_gt=self.num_objects)
-        accuracy = metrics.count_accuracy([len(d["boxes"]) for d in found], self.num_objects)
-        if logs is not None:
-            logs["val_ap"], logs["val_count_accuracy"] = ap, accuracy
-        if self.log_dir is not None:
-            self._write_summaries(ap, accuracy, found)
+        logs = logs or {}
+        if self.monitor not in logs:
+            raise KeyError(f"BestCheckpoint monitors {self.monitor!r}, which the logs do not have: {sorted(logs)}")
+        step = current_step(self.model)
+        self.history.append({"step": step, **{key: float(value) for key, value in logs.items()}})
+        value = float(logs[self.monitor])
+        if self._better(value):
+            self.best = {"step": step, "value": value}
+            if self.write:
+                self.directory.mkdir(parents=True, exist_ok=True)
+                partial = self.directory / "best.partial.weights.h5"
+                self.model.save_weights(partial)
+                os.replace(partial, self.weights_path)  # a kill never leaves a half-written best
+                _write_json(self.directory / "best.json", self.best)
+        if self.write:
+            _write_json(self.directory / "history.json", self.history)
 
-    def _write_summaries(self, ap, accuracy, found):
-        import tensorflow as tf
 
-        if self._writer is None:
-            self._writer = tf.summary.create_file_writer(str(self.log_dir))
-        step = int(self.model.optimizer.iterations)
-        n = self.num_images_logged
-        out = self.model(self.images[:n], training=False)
-        boxes = tf.ragged.constant([d["boxes"].tolist() for d in found[:n]], ragged_rank=1, inner_shape=(4,))
-        drawn = tf.image.draw_bounding_boxes(out["reconstruction"], boxes.to_tensor(), [[1.0, 0.0, 0.0]])
-        with self._writer.as_default(step=step):
-            tf.summary.scalar("val_ap", ap)
-            tf.summary.scalar("val_count_accuracy", accuracy)
-            tf.summary.image("reconstruction_with_boxes", drawn, max_outputs=n)
+def _write_json(path: Path, value) -> None:
+    partial = path.with_name(path.name + ".partial")
+    partial.write_text(json.dumps(value, indent=1))
+    os.replace(partial, path)
+

@@ -1,5 +1,5 @@
-"""The optimizer of the original SPAIR code: Adam with gradient-norm clipping, optionally with gradient
-noise (notes §1: `build_gradient_train_op`, `noise_schedule = Exp(0.001, 0.0, 1000, 0.1)`)."""
+"""The optimizer of a `TrainConfig`: Adam with gradient-norm clipping, optionally with the original SPAIR code's
+gradient noise (notes §1: `build_gradient_train_op`, `noise_schedule = Exp(0.001, 0.0, 1000, 0.1)`)."""
 from __future__ import annotations
 
 import keras
@@ -7,7 +7,7 @@ import tensorflow as tf
 
 from tfobj.training.schedules import exponential_decay
 
-__all__ = ["AdamWithGradientNoise", "spair_optimizer"]
+__all__ = ["AdamWithGradientNoise", "build_optimizer"]
 
 
 @keras.saving.register_keras_serializable(package="tfobj")
@@ -61,11 +61,13 @@ class AdamWithGradientNoise(keras.optimizers.Adam):
         return config
 
 
-def spair_optimizer(config, seed: int = 0) -> keras.optimizers.Optimizer:
-    """The optimizer a `SPAIRConfig` asks for: Adam(learning_rate, global_clipnorm=max_gradient_norm), with
-    gradient noise when `config.gradient_noise > 0` (the original code's option)."""
-    kwargs = dict(learning_rate=config.learning_rate, global_clipnorm=config.max_gradient_norm)
-    if config.gradient_noise > 0:
-        return AdamWithGradientNoise(config.gradient_noise, config.gradient_noise_decay_rate,
-                                     config.gradient_noise_decay_steps, noise_seed=seed, **kwargs)
-    return keras.optimizers.Adam(**kwargs)
+def build_optimizer(train) -> keras.optimizers.Optimizer:
+    """The optimizer a `TrainConfig` asks for: Adam, Adamax or SGD at `learning_rate` with `global_clipnorm`;
+    Adam with gradient noise when `train.gradient_noise > 0` (the original SPAIR code's option, seeded by
+    `train.seed`)."""
+    kwargs = dict(learning_rate=train.learning_rate, global_clipnorm=train.global_clipnorm)
+    if train.gradient_noise > 0:
+        return AdamWithGradientNoise(train.gradient_noise, train.gradient_noise_decay_rate,
+                                     train.gradient_noise_decay_steps, noise_seed=train.seed, **kwargs)
+    return {"adam": keras.optimizers.Adam, "adamax": keras.optimizers.Adamax,
+            "sgd": keras.optimizers.SGD}[train.optimizer](**kwargs)

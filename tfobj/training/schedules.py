@@ -1,10 +1,22 @@
-"""Annealing schedules as pure functions `step -> value` (models hold the values as variables,
-`tfobj.training.callbacks.AnnealCallback` assigns them from the optimizer's step)."""
+"""Annealing: schedules as pure functions `step -> value`, and the one mechanism that applies them.
+
+A model with annealed values (SPAIR's count-prior s, training wheels and Concrete temperature; later LAVAE's
+Gumbel temperature and warm-up weights, SILOT's prior, the β-VAE's β) inherits `Annealing` and lists
+`(variable, schedule)` pairs in `schedules()`. Every training step then first assigns each variable its
+schedule's value at `optimizer.iterations`, inside the compiled step, the way Keras evaluates a
+`LearningRateSchedule`. Nothing has to be remembered: `model.fit` with no callbacks, the multi-worker loop
+of `tfobj.training.fit_model` (which runs `train_step`) and a resumed run (the optimizer's step is
+checkpointed) all see the values of the step they train.
+"""
 from __future__ import annotations
 
 import math
+from typing import Callable
 
+import keras
 import tensorflow as tf
+
+__all__ = ["Annealing", "count_prior_s", "exponential_decay", "step_function"]
 
 
 def exponential_decay(step, start: float, end: float, decay_rate: float, decay_steps: float) -> tf.Tensor:
@@ -27,3 +39,31 @@ def count_prior_s(step, start: float, end: float, decay_rate: float, decay_steps
 def step_function(step, value_before: float, value_after: float, switch_step: float) -> tf.Tensor:
     """`value_before` for steps < switch_step, then `value_after` (the training wheels), float32."""
     return tf.where(tf.cast(step, tf.float32) < switch_step, value_before, value_after)
+
+
+class Annealing:
+    """Mixin for a `keras.Model` whose annealed values follow the optimizer step.
+
+    Subclasses implement `schedules()` and create each annealed variable with
+    `annealed_variable(name, schedule)`, which starts it at the schedule's step-0 value and lets every
+    replica of a `tf.distribute` strategy assign it (they compute the same value). `train_step` is Keras'
+    own, preceded by `anneal(optimizer.iterations)`; a model with its own `train_step` (LAVAE, TUSK) calls
+    `self.anneal(self.optimizer.iterations)` first.
+    """
+
+    def schedules(self) -> list[tuple[keras.Variable, Callable[[tf.Tensor], tf.Tensor]]]:
+        """`(variable, schedule)` pairs, a schedule being a function of the optimizer step (int tensor) -> value."""
+        raise NotImplementedError
+
+    def annealed_variable(self, name: str, schedule: Callable) -> keras.Variable:
+        return keras.Variable(schedule(0), trainable=False, dtype="float32", name=name,
+                              aggregation="only_first_replica")
+
+    def anneal(self, step) -> None:
+        """Assigns every annealed variable its schedule's value at `step`."""
+        for variable, schedule in self.schedules():
+            variable.assign(tf.cast(schedule(step), variable.dtype))
+
+    def train_step(self, data):
+        self.anneal(self.optimizer.iterations)
+        return super().train_step(data)

@@ -1,4 +1,6 @@
 """SPAIR model: output contract, loss bookkeeping, raster-order lateral context, schedules, errors."""
+import dataclasses
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -6,7 +8,6 @@ import keras
 
 from tfobj.models.spair.spair import LOSS_KEYS, SPAIR
 from tfobj.models.spair.spair_config import SPAIRConfig
-from tfobj.training.callbacks import SPAIRSchedule
 
 SMALL = SPAIRConfig(backbone_filters=16, backbone_features=12, cell_hidden=(16, 16), passthrough_features=8,
                     encoder_hidden=(32, 16), decoder_hidden=(16, 32), num_what=6)
@@ -90,33 +91,35 @@ def test_loss_is_the_sum_of_logged_terms(model):
     np.testing.assert_allclose(model.trackers["loss"].result().numpy(), loss.numpy(), rtol=1e-5)
 
 
-def test_fit_step_updates_every_weight_and_logs_every_term():
-    model = SPAIR(SMALL, seed=2)
-    model.compile(optimizer=keras.optimizers.Adam(1e-3, global_clipnorm=1.0))
-    x = images(4, size=24)  # a 2x2 grid keeps the traced graph (and the test) small
-    model(x[:1])
-    before = [w.numpy().copy() for w in model.trainable_weights]
-    history = model.fit(x, batch_size=4, epochs=1, verbose=0)
-    for key in LOSS_KEYS:
-        assert np.isfinite(history.history[key][0]), key
-    changed = [not np.array_equal(b, w.numpy()) for b, w in zip(before, model.trainable_weights)]
-    assert all(changed), [w.path for w, c in zip(model.trainable_weights, changed) if not c]
-
-
-def test_schedule_callback_sets_values_from_the_optimizer_step():
-    model = SPAIR(SMALL, seed=3)
-    model.compile(optimizer=keras.optimizers.Adam(1e-4))
-    model(images(1))
-    model.optimizer.build(model.trainable_variables)
-    callback = SPAIRSchedule()
-    callback.set_model(model)
+def test_anneal_sets_values_from_the_step():
+    model = SPAIR(dataclasses.replace(SMALL, concrete_temperature=0.5), seed=3)
+    # A new model holds the step-0 values: s ≈ 1e-6, the training wheels on.
+    assert float(model.wheels) == 1.0 and float(model.count_prior_s) == pytest.approx(1e-6, rel=1e-3)
     for step, s, wheels in ((0, 1e-6, 1.0), (999, None, 1.0), (1000, None, 0.0), (6000, 0.497, 0.0),
                             (100000, 0.98765, 0.0)):
-        model.optimizer.iterations.assign(step)
-        callback.on_train_batch_begin(0)
+        model.anneal(step)
         if s is not None:
             np.testing.assert_allclose(float(model.count_prior_s), s, atol=2e-3)
-        assert float(model.wheels) == wheels
+        assert float(model.wheels) == wheels and float(model.temperature) == 0.5
+
+
+def test_plain_fit_anneals_from_the_optimizer_step():
+    """No callback: every training step assigns the schedules' values at its optimizer step (here the wheels
+    come off at step 2 and s changes every step), before its forward pass."""
+    config = dataclasses.replace(SMALL, training_wheels_steps=2, count_prior_decay_steps=1)
+    model = SPAIR(config, seed=3)
+    model.compile(optimizer=keras.optimizers.Adam(1e-4))
+    seen = []
+
+    class Record(keras.callbacks.Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            seen.append((float(model.wheels), float(model.count_prior_s)))
+
+    model.fit(images(6, size=12), batch_size=2, epochs=1, verbose=0, shuffle=False, callbacks=[Record()])
+    assert [wheels for wheels, _ in seen] == [1.0, 1.0, 0.0]  # steps 0, 1, 2
+    for step, (_, s) in enumerate(seen):  # s = 1 / (1 + v + 1e-6), v = (1e6 - 0.0125) 0.1^step + 0.0125
+        v = (config.count_prior_start - config.count_prior_end) * 0.1 ** step + config.count_prior_end
+        np.testing.assert_allclose(s, 1 / (1 + v + 1e-6), rtol=1e-5)
 
 
 @pytest.mark.parametrize("bad, message", [
@@ -160,7 +163,7 @@ def test_original_importance_option_reaches_the_renderer():
 @pytest.mark.parametrize("field, value, message", [
     ("importance", "softmax", "importance must be"),
     ("background", "learned", "background must be"),
-    ("gradient_noise", -1e-3, "gradient_noise must be >= 0"),
+    ("concrete_temperature", 0.0, "concrete_temperature must be > 0"),
 ])
 def test_bad_config_values(field, value, message):
     import dataclasses

@@ -33,6 +33,7 @@ def _check_images(images: tf.Tensor, num_channels: int) -> None:
         raise ValueError(f"images must have {num_channels} channels (the background's); got shape {images.shape}")
 
 
+@keras.saving.register_keras_serializable(package="tfobj")
 class ConnComp(keras.layers.Layer):
     """Connected-components object detector (no learning; one threshold τ).
 
@@ -84,6 +85,18 @@ class ConnComp(keras.layers.Layer):
             raise ValueError(f"palette colours must have {len(self.background)} channels like background; got {palette}")
         self.cosine_threshold = float(cosine_threshold)
         self.implementation = implementation
+        self.built = True  # no weights
+
+    def serving_endpoints(self) -> dict:
+        """The SavedModel signature `tfobj.export_saved_model` writes: "serve", `images` float32 `[batch, H, W, C]`
+        -> "boxes" `[batch, N, 4]`, "scores" `[batch, N]`, "centroids" `[batch, N, 2]`, "colours" `[batch, N]`,
+        "num_objects" `[batch]` (N = the batch's largest object count; entries past num_objects are 0)."""
+        def serve(images):
+            outputs = self(images)
+            return {key: outputs[key] for key in ("boxes", "scores", "centroids", "colours", "num_objects")}
+
+        signature = [tf.TensorSpec([None, None, None, len(self.background)], tf.float32, name="images")]
+        return {"serve": (serve, signature)}
 
     def get_config(self):
         config = super().get_config()

@@ -7,15 +7,20 @@ import keras
 import tensorflow as tf
 import tensorflow_probability as tfp
 
+from tfobj.config import from_dict
 from tfobj.layers.padded_conv_backbone import PaddedConvBackbone
 from tfobj.models.spair.count_prior import count_prior_kl
 from tfobj.models.spair.spair_config import SPAIRConfig
 from tfobj.models.spair.spair_layers import ObjectDecoder, SPAIRCellEncoder
 from tfobj.rendering.render_sprites import render_sprites
+from tfobj.training.schedules import Annealing, count_prior_s, step_function
+from tfobj.training.strategies import loss_for_replica
 
 tfd = tfp.distributions
 
 LOSS_KEYS = ("loss", "nll", "kl/z_where", "kl/z_what", "kl/z_depth", "kl/z_pres")
+# What the SavedModel's serving_default returns (docs/spair.md, Export).
+SERVING_KEYS = ("boxes", "scores", "z_pres", "num_objects", "reconstruction")
 
 
 def check_images(images, cell_size: int = 12) -> None:
@@ -40,7 +45,8 @@ def check_image_values(images):
     return images
 
 
-class SPAIR(keras.Model):
+@keras.saving.register_keras_serializable(package="tfobj")
+class SPAIR(Annealing, keras.Model):
     """SPAIR: a VAE whose latent is a grid of objects, one per 12-pixel cell.
 
     A right/bottom-padded conv backbone maps the image to an h×w grid; cells are processed in raster
@@ -49,7 +55,8 @@ class SPAIR(keras.Model):
     renders each z_what into a 14×14 sprite with transparency, composited onto the background by the
     differentiable renderer (supplement Alg. 1). The loss is the negative ELBO with the count prior's
     recursive KL for z_pres (supplement A, B). Faithful to the supplement and the aaai_2019 code except
-    where docs/spair.md says otherwise.
+    where docs/spair.md says otherwise. The annealed values (count prior s, training wheels, Concrete
+    temperature) follow the optimizer step inside every training step (`tfobj.training.schedules.Annealing`).
 
     Args:
         config: `SPAIRConfig` (or a dict of its fields). Defaults are the supplement's Table 1.
@@ -75,25 +82,48 @@ class SPAIR(keras.Model):
     def __init__(self, config: SPAIRConfig | dict | None = None, seed: int | None = None, **kwargs):
         super().__init__(**kwargs)
         if isinstance(config, dict):
-            config = SPAIRConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in config.items()})
+            config = from_dict(SPAIRConfig, config)  # strict: unknown keys and wrong types are errors
         self.config = config or SPAIRConfig()
         self.seed = seed
         c = self.config
         # === Layers ===
         self.backbone = PaddedConvBackbone(c.backbone_filters, c.backbone_features, dtype=self.dtype_policy,
                                            name="backbone")
-        self.cell_encoder = SPAIRCellEncoder(c, dtype=self.dtype_policy, name="cell_encoder")
-        self.object_decoder = ObjectDecoder(c, dtype=self.dtype_policy, name="object_decoder")
+        self.cell_encoder = SPAIRCellEncoder(
+            num_what=c.num_what, cell_hidden=c.cell_hidden, passthrough_features=c.passthrough_features,
+            encoder_hidden=c.encoder_hidden, object_size=c.object_size, cell_size=c.cell_size,
+            anchor_size=c.anchor_size, box_bounds=c.box_bounds, lateral_context=c.lateral_context,
+            dtype=self.dtype_policy, name="cell_encoder")
+        self.object_decoder = ObjectDecoder(
+            decoder_hidden=c.decoder_hidden, object_size=c.object_size, appearance_logit_scale=c.appearance_logit_scale,
+            alpha_logit_scale=c.alpha_logit_scale, alpha_logit_bias=c.alpha_logit_bias, dtype=self.dtype_policy,
+            name="object_decoder")
         self.seed_generator = keras.random.SeedGenerator(seed, name="noise_seed")
-        # === Annealed state (set from the optimizer step by tfobj.training.callbacks.SPAIRSchedule) ===
-        self.count_prior_s = keras.Variable(1e-6, trainable=False, name="count_prior_s", dtype="float32")
-        self.temperature = keras.Variable(c.concrete_temperature, trainable=False, name="temperature", dtype="float32")
-        self.wheels = keras.Variable(0.0, trainable=False, name="training_wheels", dtype="float32")
+        # === Annealed state: assigned from the optimizer step at the start of every training step ===
+        self.count_prior_s = self.annealed_variable("count_prior_s", self._count_prior_s)
+        self.temperature = self.annealed_variable("temperature", self._temperature)
+        self.wheels = self.annealed_variable("training_wheels", self._wheels)
         if c.background == "learn_solid":
             self.background_logits = self.add_weight(name="background_logits", shape=(3,), initializer="zeros")
         # === Metrics: one Mean per ELBO term ===
         self.trackers = {key: keras.metrics.Mean(name=key) for key in LOSS_KEYS}
         self.trackers["num_objects"] = keras.metrics.Mean(name="num_objects")
+
+    # === Schedules (original code: count prior s, training wheels; a constant Concrete temperature) ===
+    def _count_prior_s(self, step):
+        c = self.config
+        return count_prior_s(step, c.count_prior_start, c.count_prior_end, c.count_prior_decay_rate,
+                             c.count_prior_decay_steps)
+
+    def _wheels(self, step):
+        return step_function(step, 1.0, 0.0, self.config.training_wheels_steps)
+
+    def _temperature(self, step):
+        return tf.constant(self.config.concrete_temperature, tf.float32)
+
+    def schedules(self):
+        return [(self.count_prior_s, self._count_prior_s), (self.wheels, self._wheels),
+                (self.temperature, self._temperature)]
 
     # === Forward ===
     def build(self, input_shape):
@@ -190,7 +220,7 @@ class SPAIR(keras.Model):
         for key in LOSS_KEYS:
             self.trackers[key].update_state(terms[key])
         self.trackers["num_objects"].update_state(y_pred["num_objects"])
-        return tf.reduce_mean(terms["loss"])
+        return loss_for_replica(tf.reduce_mean(terms["loss"]))
 
     def compute_metrics(self, x, y, y_pred, sample_weight=None):
         return {key: tracker.result() for key, tracker in self.trackers.items()}
@@ -215,10 +245,22 @@ class SPAIR(keras.Model):
         if self._RNG_KEY in keys:
             self.seed_generator.state.assign(store[self._RNG_KEY])
 
+    # === Serving: the signatures tfobj.export_saved_model writes ===
+    def serving_endpoints(self) -> dict:
+        """`{name: (function, input_signature)}`; "serve" becomes the SavedModel's `serving_default`.
+
+        serve: `images` float32 `[batch, H, W, 3]` in [0, 1] (batch, H and W unknown; H, W multiples of 12)
+        -> `boxes [batch, N, 4]`, `scores [batch, N]`, `z_pres [batch, N]`, `num_objects [batch]`,
+        `reconstruction [batch, H, W, 3]` for the N = (H/12)(W/12) cells, in the posterior mode.
+        """
+        def serve(images):
+            outputs = self(images, training=False)
+            return {key: outputs[key] for key in SERVING_KEYS}
+
+        return {"serve": (serve, [tf.TensorSpec([None, None, None, 3], tf.float32, name="images")])}
+
     # === Config ===
     def get_config(self):
-        return {"config": dataclasses.asdict(self.config), "seed": self.seed, "name": self.name}
-
-    @classmethod
-    def from_config(cls, config):
-        return cls(**config)
+        config = super().get_config()  # name, trainable, dtype policy
+        config.update(config=dataclasses.asdict(self.config), seed=self.seed)
+        return config

@@ -10,7 +10,6 @@ import tensorflow as tf
 
 from tfobj.layers.glimpse import extract_glimpses
 from tfobj.layers.mlp import MLP
-from tfobj.models.spair.spair_config import SPAIRConfig
 
 # (dy, dx) of the lateral neighbours, all processed before the current cell in raster order
 # (original code: n_lookback = 1 -> the 4 cells above-left, above, above-right and left).
@@ -28,6 +27,7 @@ def training_wheels(x, wheels):
     return wheels * tf.stop_gradient(x) + (1.0 - wheels) * x
 
 
+@keras.saving.register_keras_serializable(package="tfobj")
 class SPAIRCellEncoder(keras.layers.Layer):
     """Infers every cell's z_where, z_what, z_depth and z_pres, cell by cell in raster order.
 
@@ -36,8 +36,16 @@ class SPAIRCellEncoder(keras.layers.Layer):
     Per cell (original code's order): box net → z_where → glimpse → object encoder → z_what →
     depth net → z_depth → pres net → z_pres.
 
-    Args:
-        config: `SPAIRConfig`.
+    Args (the `SPAIRConfig` fields of the same names):
+        num_what: A, the size of z_what.
+        cell_hidden: hidden units of the box, depth and pres MLPs.
+        passthrough_features: features the box and depth nets pass to the next head.
+        encoder_hidden: hidden units of the object encoder MLP.
+        object_size: (h_obj, w_obj) of the glimpses.
+        cell_size: pixels per cell.
+        anchor_size: (a_h, a_w) pixels, the largest box.
+        box_bounds: (b_min, b_max), the range of a box centre within its cell, in cells.
+        lateral_context: condition each cell on its processed neighbours.
         **kwargs: passed to `keras.layers.Layer`.
 
     Call arguments:
@@ -56,55 +64,65 @@ class SPAIRCellEncoder(keras.layers.Layer):
         `[.., A]`, "depth_mean", "depth_std", "z_depth" `[.., 1]`, "pres_logits", "z_pres" `[.., 1]`.
     """
 
-    def __init__(self, config: SPAIRConfig, **kwargs):
+    def __init__(self, num_what=50, cell_hidden=(100, 100), passthrough_features=100, encoder_hidden=(512, 256),
+                 object_size=(14, 14), cell_size=12, anchor_size=(48.0, 48.0), box_bounds=(-0.5, 1.5),
+                 lateral_context=True, **kwargs):
         # Inputs keep their dtypes (noise, temperature and the posterior math are float32); only the
         # MLPs compute in the layer's compute dtype under a mixed-precision policy.
         kwargs.setdefault("autocast", False)
         super().__init__(**kwargs)
-        self.config = config
-        c = config
-        self.latent_size = 4 + c.num_what + 2
-        self.box_net = MLP(c.cell_hidden, 8 + c.passthrough_features, dtype=self.dtype_policy, name="box_net")
-        self.object_encoder = MLP(c.encoder_hidden, 2 * c.num_what, dtype=self.dtype_policy, name="object_encoder")
-        self.depth_net = MLP(c.cell_hidden, 2 + c.passthrough_features, dtype=self.dtype_policy, name="depth_net")
-        self.pres_net = MLP(c.cell_hidden, 1, dtype=self.dtype_policy, name="pres_net")
+        self.num_what, self.passthrough_features = num_what, passthrough_features
+        self.cell_hidden, self.encoder_hidden = tuple(cell_hidden), tuple(encoder_hidden)
+        self.object_size, self.cell_size = tuple(object_size), cell_size
+        self.anchor_size, self.box_bounds = tuple(anchor_size), tuple(box_bounds)
+        self.lateral_context = lateral_context
+        self.latent_size = 4 + num_what + 2
+        self.box_net = MLP(cell_hidden, 8 + passthrough_features, dtype=self.dtype_policy, name="box_net")
+        self.object_encoder = MLP(encoder_hidden, 2 * num_what, dtype=self.dtype_policy, name="object_encoder")
+        self.depth_net = MLP(cell_hidden, 2 + passthrough_features, dtype=self.dtype_policy, name="depth_net")
+        self.pres_net = MLP(cell_hidden, 1, dtype=self.dtype_policy, name="pres_net")
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(num_what=self.num_what, cell_hidden=self.cell_hidden,
+                      passthrough_features=self.passthrough_features, encoder_hidden=self.encoder_hidden,
+                      object_size=self.object_size, cell_size=self.cell_size, anchor_size=self.anchor_size,
+                      box_bounds=self.box_bounds, lateral_context=self.lateral_context)
+        return config
 
     def build(self, images_shape, features_shape):
-        c = self.config
         num_features = features_shape[-1]
-        context = len(NEIGHBOURS) * self.latent_size if c.lateral_context else 0
+        context = len(NEIGHBOURS) * self.latent_size if self.lateral_context else 0
         base = num_features + context
         self.box_net.build((None, base))
-        self.object_encoder.build((None, c.object_size[0] * c.object_size[1] * images_shape[-1]))
-        self.depth_net.build((None, base + c.passthrough_features + 4 + c.num_what))
-        self.pres_net.build((None, base + c.passthrough_features + 4 + c.num_what + 1))
+        self.object_encoder.build((None, self.object_size[0] * self.object_size[1] * images_shape[-1]))
+        self.depth_net.build((None, base + self.passthrough_features + 4 + self.num_what))
+        self.pres_net.build((None, base + self.passthrough_features + 4 + self.num_what + 1))
         self.edge = self.add_weight(name="edge", shape=(self.latent_size,), initializer="zeros")
 
     def _edge_latent(self):
         """The learned out-of-grid neighbour: sigmoid on its box and pres parts (original code)."""
         edge = tf.cast(self.edge, tf.float32)
-        box, what, depth, pres = tf.split(edge, [4, self.config.num_what, 1, 1])
+        box, what, depth, pres = tf.split(edge, [4, self.num_what, 1, 1])
         return tf.concat([tf.sigmoid(box), what, depth, tf.sigmoid(pres)], 0)
 
     def _box(self, where_logits, row, col, image_height, image_width):
         """z_where logits [B, 4] of cell (row, col) -> normalised box [B, 4] and latent box [B, 4]."""
-        c = self.config
-        low, high = c.box_bounds
+        low, high = self.box_bounds
         unit = tf.sigmoid(tf.clip_by_value(where_logits, -LOGIT_CLIP, LOGIT_CLIP))
         cell_y, cell_x, rel_h, rel_w = tf.unstack(unit, axis=-1)
         cell_y = (high - low) * cell_y + low  # centre within the cell, in cells, in (low, high)
         cell_x = (high - low) * cell_x + low
-        height = rel_h * c.anchor_size[0] / image_height  # normalised box size
-        width = rel_w * c.anchor_size[1] / image_width
-        centre_y = c.cell_size * (cell_y + tf.cast(row, tf.float32)) / image_height
-        centre_x = c.cell_size * (cell_x + tf.cast(col, tf.float32)) / image_width
+        height = rel_h * self.anchor_size[0] / image_height  # normalised box size
+        width = rel_w * self.anchor_size[1] / image_width
+        centre_y = self.cell_size * (cell_y + tf.cast(row, tf.float32)) / image_height
+        centre_x = self.cell_size * (cell_x + tf.cast(col, tf.float32)) / image_width
         boxes = tf.stack([centre_y - height / 2, centre_x - width / 2, centre_y + height / 2,
                           centre_x + width / 2], axis=-1)
         return boxes, tf.stack([cell_y, cell_x, rel_h, rel_w], axis=-1)
 
     def _cell(self, images, feature, context, noise, row, col, hard_pres, temperature, wheels):
         """One cell for the whole batch; returns (outputs dict of [B, ...], latent [B, L])."""
-        c = self.config
         shape = tf.shape(images)
         image_height, image_width = tf.cast(shape[1], tf.float32), tf.cast(shape[2], tf.float32)
         base = feature if context is None else tf.concat([feature, context], -1)  # [B, F (+4L)]
@@ -115,10 +133,10 @@ class SPAIRCellEncoder(keras.layers.Layer):
         where_logits = where_mean + where_std * noise["where"]
         boxes, latent_box = self._box(where_logits, row, col, image_height, image_width)
 
-        glimpse = extract_glimpses(images, boxes[:, None], c.object_size)  # [B, 1, h_obj, w_obj, C]
+        glimpse = extract_glimpses(images, boxes[:, None], self.object_size)  # [B, 1, h_obj, w_obj, C]
         glimpse = tf.reshape(glimpse, [shape[0], -1])
         what_out = tf.cast(self.object_encoder(glimpse), tf.float32)
-        what_mean, what_std = what_out[:, : c.num_what], positive_std(what_out[:, c.num_what :])
+        what_mean, what_std = what_out[:, : self.num_what], positive_std(what_out[:, self.num_what :])
         z_what = what_mean + what_std * noise["what"]
 
         passthrough = tf.cast(box_out[:, 8:], base.dtype)
@@ -159,7 +177,7 @@ class SPAIRCellEncoder(keras.layers.Layer):
             row, col = k // grid_w, k % grid_w
             feature = features[:, row, col]  # [B, F]
             context = None
-            if self.config.lateral_context:
+            if self.lateral_context:
                 indices = tf.stack([[row + 1 + dy, col + 1 + dx] for dy, dx in NEIGHBOURS])  # [4, 2]
                 context = tf.transpose(tf.gather_nd(grid, indices), [1, 0, 2])  # [B, 4, L]
                 context = tf.cast(tf.reshape(context, [batch, -1]), feature.dtype)
@@ -183,11 +201,15 @@ class SPAIRCellEncoder(keras.layers.Layer):
         return {key: tf.transpose(array.stack(), [1, 0, 2]) for key, array in arrays.items()}  # [B, N, ...]
 
 
+@keras.saving.register_keras_serializable(package="tfobj")
 class ObjectDecoder(keras.layers.Layer):
     """z_what -> appearance and alpha maps (original code: MLP[256, 512] -> h_obj x w_obj x (C + 1) logits).
 
-    Args:
-        config: `SPAIRConfig` (decoder_hidden, object_size, logit scales).
+    Args (the `SPAIRConfig` fields of the same names):
+        decoder_hidden: hidden units of the MLP.
+        object_size: (h_obj, w_obj) of the sprites.
+        appearance_logit_scale: appearance = sigmoid(scale · logit).
+        alpha_logit_scale, alpha_logit_bias: alpha = sigmoid(scale · logit + bias).
         channels: image channels C.
         **kwargs: passed to `keras.layers.Layer`.
 
@@ -199,22 +221,30 @@ class ObjectDecoder(keras.layers.Layer):
         sigmoid(0.1·logit + 5)), float32.
     """
 
-    def __init__(self, config: SPAIRConfig, channels: int = 3, **kwargs):
+    def __init__(self, decoder_hidden=(256, 512), object_size=(14, 14), appearance_logit_scale=2.0,
+                 alpha_logit_scale=0.1, alpha_logit_bias=5.0, channels: int = 3, **kwargs):
         super().__init__(**kwargs)
-        self.config = config
-        self.channels = channels
-        h, w = config.object_size
-        self.mlp = MLP(config.decoder_hidden, h * w * (channels + 1), dtype=self.dtype_policy, name="mlp")
+        self.decoder_hidden, self.object_size = tuple(decoder_hidden), tuple(object_size)
+        self.appearance_logit_scale, self.alpha_logit_scale = appearance_logit_scale, alpha_logit_scale
+        self.alpha_logit_bias, self.channels = alpha_logit_bias, channels
+        h, w = self.object_size
+        self.mlp = MLP(decoder_hidden, h * w * (channels + 1), dtype=self.dtype_policy, name="mlp")
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(decoder_hidden=self.decoder_hidden, object_size=self.object_size,
+                      appearance_logit_scale=self.appearance_logit_scale, alpha_logit_scale=self.alpha_logit_scale,
+                      alpha_logit_bias=self.alpha_logit_bias, channels=self.channels)
+        return config
 
     def build(self, z_what_shape):
         self.mlp.build(z_what_shape)
 
     def call(self, z_what):
-        c = self.config
         shape = tf.shape(z_what)
         logits = tf.cast(self.mlp(z_what), tf.float32)
-        logits = tf.reshape(logits, tf.concat([shape[:2], list(c.object_size), [self.channels + 1]], 0))
-        appearance = tf.sigmoid(tf.clip_by_value(c.appearance_logit_scale * logits[..., :-1], -LOGIT_CLIP, LOGIT_CLIP))
-        alpha = tf.sigmoid(tf.clip_by_value(c.alpha_logit_scale * logits[..., -1:] + c.alpha_logit_bias,
+        logits = tf.reshape(logits, tf.concat([shape[:2], list(self.object_size), [self.channels + 1]], 0))
+        appearance = tf.sigmoid(tf.clip_by_value(self.appearance_logit_scale * logits[..., :-1], -LOGIT_CLIP, LOGIT_CLIP))
+        alpha = tf.sigmoid(tf.clip_by_value(self.alpha_logit_scale * logits[..., -1:] + self.alpha_logit_bias,
                                             -LOGIT_CLIP, LOGIT_CLIP))
         return appearance, alpha

@@ -3,12 +3,17 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from tfobj import data, experiment, metrics
+from tfobj import data, metrics
+from tfobj.data.experiment_data import ImageData, VideoData
+from tfobj.experiments.common import best_threshold, tracking_scores
+from tfobj.experiments.conncomp import (
+    ConnCompDetectionExperiment, ConnCompTrackingExperiment, ThresholdSearch, run_conncomp_detection,
+    run_conncomp_tracking)
 from tfobj.models.baselines.conncomp import ConnComp, ConnCompTracker
 
-TINY_DETECTION = experiment.ConnCompDetectionExperiment(
-    num_tune_images=40, num_test_images=60, thresholds=(0.05, 0.6, 1.5, 2.9), seed=3
-)
+TINY_DETECTION = ConnCompDetectionExperiment(
+    data=ImageData(num_train_images=40, num_val_images=0, num_test_images=60, seed=3),
+    train=ThresholdSearch(thresholds=(0.05, 0.6, 1.5, 2.9)))
 
 
 @pytest.fixture(autouse=True)
@@ -17,9 +22,9 @@ def private_cache(tmp_path, monkeypatch):
 
 
 def test_detection_counts_and_ap_match_a_scipy_pipeline():
-    result = experiment.run_conncomp_detection(TINY_DETECTION)
+    result = run_conncomp_detection(TINY_DETECTION)
     tau = result["threshold"]
-    assert tau in TINY_DETECTION.thresholds
+    assert tau in TINY_DETECTION.train.thresholds
     assert result["tuning"][tau] == max(result["tuning"].values())
     test = data.scattered_mnist(data.ScatteredMNISTConfig(), "test", 60, seed=3)
     boxes, counts = [], []
@@ -47,18 +52,42 @@ def test_tracking_is_perfect_where_each_frame_has_one_component():
     tracker = ConnCompTracker(ConnComp(threshold=1e-6))
     tracks = tracker.track(videos["videos"][clean])
     subset = {key: value[clean] for key, value in videos.items()}
-    scores = experiment.tracking_scores(tracks, subset)
+    scores = tracking_scores(tracks, subset)
     assert scores["mota"] == 1.0 and scores["motp"] == pytest.approx(0.0, abs=1e-12)
     assert scores["num_objects"] == len(clean) * config.num_frames
 
 
-def test_tracking_experiment_runs_and_picks_the_best_threshold():
-    config = experiment.ConnCompTrackingExperiment(num_tune_videos=6, num_test_videos=6, thresholds=(0.05, 2.9))
-    result = experiment.run_conncomp_tracking(config)
+def test_tracking_experiment_picks_the_best_threshold_and_scores_the_test_videos():
+    config = ConnCompTrackingExperiment(data=VideoData(num_train_videos=6, num_val_videos=0, num_test_videos=6),
+                                        train=ThresholdSearch(thresholds=(0.05, 2.9), metric="mota"))
+    result = run_conncomp_tracking(config)
     assert result["threshold"] == 0.05  # 2.9 of a maximum 3.0 removes nearly all ink
     assert result["tuning"][0.05] > result["tuning"][2.9]
-    assert -1.0 <= result["metrics"]["mota"] <= 1.0
+    # The reported scores are those of a tracker at the chosen τ on the test videos, and MOTA is
+    # 1 - (misses + false positives + switches) / objects (CLEAR MOT).
+    test = config.data.load("test")
+    expected = tracking_scores(ConnCompTracker(ConnComp(threshold=0.05)).track(test["videos"]), test)
+    assert result["metrics"] == expected
+    m = result["metrics"]
+    assert m["mota"] == pytest.approx(1 - (m["num_misses"] + m["num_false_positives"] + m["num_switches"])
+                                      / m["num_objects"])
+
+
+def test_shapes_videos_track_with_the_palette():
+    """Scattered Shapes data: the tracker splits components by the scenes' palette colours."""
+    from tfobj.data import ScatteredShapesVideoConfig
+
+    videos = VideoData(scene=ScatteredShapesVideoConfig())
+    assert videos.palette == tuple(tuple(float(v) for v in colour) for colour in data.PALETTE)
+    assert VideoData().palette is None
 
 
 def test_best_threshold_prefers_the_smallest_tie():
-    assert experiment._best_threshold({0.5: 0.7, 0.1: 0.7, 0.9: 0.2}) == 0.1
+    assert best_threshold({0.5: 0.7, 0.1: 0.7, 0.9: 0.2}) == 0.1
+
+
+def test_threshold_metric_must_fit_the_task():
+    with pytest.raises(ValueError, match="tunes τ for 'mota'"):
+        ConnCompTrackingExperiment(train=ThresholdSearch(metric="ap"))
+    with pytest.raises(ValueError, match="tunes τ for 'ap' or 'count_accuracy'"):
+        ConnCompDetectionExperiment(train=ThresholdSearch(metric="mota"))

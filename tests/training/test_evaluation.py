@@ -1,0 +1,95 @@
+"""Evaluation during training: the callback's logs and TensorBoard output; prediction helpers and rankings."""
+import numpy as np
+import pytest
+import tensorflow as tf
+import keras
+
+from tfobj import metrics
+from tfobj.models.spair.spair import SPAIR
+from tfobj.models.spair.spair_config import SPAIRConfig
+from tfobj.training.evaluation import DETECTION, EvaluationCallback, predict_detections
+
+TINY = SPAIRConfig(backbone_filters=8, backbone_features=8, cell_hidden=(8, 8), passthrough_features=4,
+                   encoder_hidden=(8, 8), decoder_hidden=(8, 8), num_what=4)
+
+
+def test_detection_evaluation_logs_ap_and_writes_tensorboard(tmp_path):
+    rng = np.random.default_rng(0)
+    images = rng.random((6, 24, 24, 3)).astype(np.float32)
+    boxes = np.zeros((6, 2, 4), np.float32)
+    boxes[:, 0] = [0.1, 0.1, 0.5, 0.5]
+    num_objects = np.array([1, 1, 1, 0, 1, 1])
+    val = {"images": images, "boxes": boxes, "num_objects": num_objects}
+    model = SPAIR(TINY, seed=0)
+    model.compile(optimizer=keras.optimizers.Adam(1e-4))
+    callback = EvaluationCallback(DETECTION, val, log_dir=tmp_path / "tb")
+    history = model.fit(images, batch_size=3, epochs=1, verbose=0, callbacks=[callback])
+
+    found = predict_detections(model, images)
+    expected_ap = metrics.average_precision([d["boxes"] for d in found], [d["scores"] for d in found], boxes,
+                                            num_gt=num_objects)
+    assert history.history["val_ap"] == [expected_ap]
+    expected_accuracy = metrics.count_accuracy([len(d["boxes"]) for d in found], num_objects)
+    assert history.history["val_count_accuracy"] == [expected_accuracy]
+
+    tags = set()
+    for event_file in (tmp_path / "tb").iterdir():
+        for event in tf.compat.v1.train.summary_iterator(str(event_file)):
+            tags |= {value.tag for value in event.summary.value}
+    assert {"val_ap", "val_count_accuracy", "reconstruction_with_boxes"} <= tags
+
+
+class FixedDetector(keras.Model):
+    """Stand-in detection model: per image 4 cells, the first three on the image's objects with presence
+    probabilities 0.6, 0.7, 0.8 and a spurious fourth at 0.9; all present."""
+
+    def call(self, images, training=False, sample=False):
+        batch = tf.shape(images)[0]
+        boxes = tf.constant([[0.0, 0.0, 0.2, 0.2], [0.4, 0.4, 0.6, 0.6], [0.8, 0.8, 1.0, 1.0], [0.0, 0.8, 0.2, 1.0]])
+        return {"boxes": tf.tile(boxes[None], [batch, 1, 1]),
+                "scores": tf.tile(tf.constant([[0.6, 0.7, 0.8, 0.9]]), [batch, 1]),
+                "z_pres": tf.ones([batch, 4])}
+
+
+def test_original_ranking_scores_every_detection_one():
+    """The original code ranked every (hard, sampled) detection with confidence 1, so AP's stable sort orders
+    them by image, then cell; with 3 good boxes and a spurious one per image, ranking by presence probability
+    puts the spurious box first in every image. The two give different APs, computed here by hand."""
+    images = np.zeros((2, 12, 12, 3), np.float32)
+    truth = np.array([[[0.0, 0.0, 0.2, 0.2], [0.4, 0.4, 0.6, 0.6], [0.8, 0.8, 1.0, 1.0]]] * 2, np.float32)
+    model = FixedDetector()
+    by_probability = predict_detections(model, images)
+    original = predict_detections(model, images, ranking="original")
+    np.testing.assert_array_equal(original[0]["scores"], np.ones(4))
+    np.testing.assert_array_equal(original[1]["boxes"], by_probability[1]["boxes"])
+    ap = {name: metrics.average_precision([d["boxes"] for d in found], [d["scores"] for d in found], truth)
+          for name, found in (("probability", by_probability), ("original", original))}
+    # Probability order: FP, FP (both spurious at 0.9), then 6 TPs: precision at recall r is 6r / (6r + 2);
+    # 11-point AP = mean over r = 0, .1, ..., 1 of the best precision at recall >= r.
+    tp, fp = np.r_[0, 0, np.ones(6)], np.r_[1, 1, np.zeros(6)]
+    recall, precision = np.cumsum(tp) / 6, np.cumsum(tp) / np.arange(1, 9)
+    expected = np.mean([precision[recall >= r - 1e-12].max() for r in np.linspace(0, 1, 11)])
+    assert ap["probability"] == pytest.approx(expected)
+    # Original order: TP, TP, TP, FP, TP, TP, TP, FP.
+    tp = np.array([1, 1, 1, 0, 1, 1, 1, 0])
+    recall, precision = np.cumsum(tp) / 6, np.cumsum(tp) / np.arange(1, 9)
+    expected = np.mean([precision[recall >= r - 1e-12].max() for r in np.linspace(0, 1, 11)])
+    assert ap["original"] == pytest.approx(expected)
+    assert ap["original"] > ap["probability"]
+    with pytest.raises(ValueError, match="ranking must be"):
+        predict_detections(model, images, ranking="confidence")
+
+
+def test_sampled_predictions_use_the_sampling_pass():
+    """sample=True calls the model with sample=True (the original evaluation); the posterior mode does not."""
+    calls = []
+
+    class Recorder(FixedDetector):
+        def call(self, images, training=False, sample=False):
+            calls.append(sample)
+            return super().call(images, training, sample)
+
+    model = Recorder()
+    images = np.zeros((3, 12, 12, 3), np.float32)
+    predict_detections(model, images, sample=True, batch_size=2)
+    assert calls and all(calls)

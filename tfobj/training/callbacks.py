@@ -96,15 +96,13 @@ class BestCheckpoint(keras.callbacks.Callback):
         monitor: the log key to compare (e.g. "val_ap").
         mode: "max" or "min".
         resume: continue the record of an interrupted run in `directory` (else it is started afresh).
-        write: False for the workers of a multi-worker run that are not the chief: they keep the record in
-            memory only.
     """
 
-    def __init__(self, directory, monitor: str, mode: str = "max", resume: bool = False, write: bool = True):
+    def __init__(self, directory, monitor: str, mode: str = "max", resume: bool = False):
         super().__init__()
         if mode not in ("max", "min"):
             raise ValueError(f"mode must be 'max' or 'min'; got {mode!r}")
-        self.directory, self.monitor, self.mode, self.write = Path(directory), monitor, mode, write
+        self.directory, self.monitor, self.mode = Path(directory), monitor, mode
         self.weights_path = self.directory / "best.weights.h5"
         self.history: list[dict] = []
         self.best: dict | None = None  # {"step": int, "value": float}
@@ -132,16 +130,14 @@ class BestCheckpoint(keras.callbacks.Callback):
         step = current_step(self.model)
         self.history.append({"step": step, **{key: float(value) for key, value in logs.items()}})
         value = float(logs[self.monitor])
+        self.directory.mkdir(parents=True, exist_ok=True)
         if self._better(value):
             self.best = {"step": step, "value": value}
-            if self.write:
-                self.directory.mkdir(parents=True, exist_ok=True)
-                partial = self.directory / "best.partial.weights.h5"
-                self.model.save_weights(partial)
-                os.replace(partial, self.weights_path)  # a kill never leaves a half-written best
-                _write_json(self.directory / "best.json", self.best)
-        if self.write:
-            _write_json(self.directory / "history.json", self.history)
+            partial = self.directory / "best.partial.weights.h5"
+            self.model.save_weights(partial)
+            os.replace(partial, self.weights_path)  # a kill never leaves a half-written best
+            _write_json(self.directory / "best.json", self.best)
+        _write_json(self.directory / "history.json", self.history)
 
 
 def _write_json(path: Path, value) -> None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
 import time
 from dataclasses import dataclass, field, replace
@@ -23,6 +24,7 @@ from scipy import stats
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # run from a checkout without installing
+os.environ.setdefault("TFOBJ_QUIET_STARTUP", "1")  # drop TensorFlow's benign start-up lines (tfobj/_quiet.py)
 DEFAULT_CONFIG = ROOT / "configs" / "spair_comparison.toml"
 
 from tfobj import cli, figures  # noqa: E402
@@ -92,7 +94,8 @@ def write_table_and_figure(config: ComparisonConfig, full: ComparisonConfig, mod
               tuple(np.array([mean_and_ci(scores[name][n]) for n in config.digit_counts]).T)
               for name in ("spair", "conncomp")}
     figures.plot_curves(config.digit_counts, series, out / "spair_comparison.png", "# digits", "test AP",
-                        f"Scattered MNIST 48x48 ({mode} mode)")
+                        f"Scattered MNIST 48x48 ({mode} mode)", limits=(0.0, 1.0),
+                        spread_label=f"95% t-interval over {config.repeats} repeat(s), clipped to [0, 1]")
     return table
 
 

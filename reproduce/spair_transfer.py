@@ -23,6 +23,7 @@ command, git commit, package versions, wall time, every per-repeat score) and <o
 from __future__ import annotations
 
 import logging
+import os
 import sys
 import time
 from dataclasses import dataclass, field, replace
@@ -31,6 +32,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
+os.environ.setdefault("TFOBJ_QUIET_STARTUP", "1")  # drop TensorFlow's benign start-up lines (tfobj/_quiet.py)
 
 from tfobj import cli, data, figures  # noqa: E402
 from tfobj.experiments.common import best_threshold, detection_scores  # noqa: E402
@@ -60,7 +62,8 @@ class TransferConfig:
     repeats: int = 8  # repeat r trains with train.seed + r
     seed: int = 0  # the data's
     # SPAIR (the model and training of tfobj.experiments.spair.SPAIRExperiment; its data are the above).
-    # The original transfer runs learned a solid background colour (notes §1; the comparison runs: black).
+    # The original transfer runs learned a solid background colour (e2crawfo/auto_yolo aaai_2019,
+    experiments/transfer; the comparison runs: black).
     model: SPAIRConfig = field(default_factory=lambda: SPAIRConfig(background="learn_solid"))
     train: TrainConfig = field(default_factory=lambda: SPAIR_TRAINING)
     # ConnComp baseline: τ grid searched for AP on this many training crops.

@@ -14,11 +14,13 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import sys
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
+os.environ.setdefault("TFOBJ_QUIET_STARTUP", "1")  # drop TensorFlow's benign start-up lines (tfobj/_quiet.py)
 
 from tfobj import cli, figures  # noqa: E402
 from tfobj.data import ScatteredShapesVideoConfig  # noqa: E402
@@ -70,9 +72,13 @@ def main(argv=None) -> dict:
     for name in args.only:
         logging.info("=== %s ===", name)
         result = ROWS[name][1](getattr(config, name))
-        examples = result.pop("examples")
-        figures.plot_detections(examples["images"], examples["true_boxes"], examples["pred_boxes"],
-                                args.out / f"{name}.png", title=f"{name} ({result['setting']}), test")
+        examples, title = result.pop("examples"), f"{name} ({result['setting']}), test"
+        if "videos" in examples:
+            figures.plot_tracks(examples["videos"], examples["true_tracks"], examples["pred_tracks"],
+                                args.out / f"{name}.png", title=title)
+        else:
+            figures.plot_detections(examples["images"], examples["true_boxes"], examples["pred_boxes"],
+                                    args.out / f"{name}.png", title=title)
         results[name] = result
 
     header = f"# tfobj table 1 ({args.mode} mode)\n" + cli.quick_header(args.mode, config, full, only=args.only)

@@ -6,6 +6,12 @@ tfobj layer and model with Keras, so `keras.models.load_model("model.keras")` wo
 On the TF 2.15 compatibility stack (Keras 2) only `tfobj.ops` is usable, and names resolve on first use.
 """
 import importlib
+import os
+
+if os.environ.get("TFOBJ_QUIET_STARTUP") == "1":  # set by the reproduce scripts: see tfobj/_quiet.py
+    from tfobj._quiet import filter_stderr
+
+    filter_stderr()
 
 __version__ = "0.1.0"
 
@@ -21,6 +27,7 @@ _PUBLIC = {
     "export_saved_model": "tfobj.export",
     "fit_model": "tfobj.training.fit",
     "load_mnist": "tfobj.data.digits",
+    "plot_objects": "tfobj.figures",
     "render_sprites": "tfobj.rendering.render_sprites",
 }
 

@@ -8,6 +8,7 @@ its experiments through `tfobj.experiments`, and `write_results`. Every script t
     --set KEY=VALUE     overrides, through the same strict loader (repeatable)
     --out DIR           output directory (default results/<script>/<mode>)
     --only NAME         rows to run, for scripts with rows (repeatable or comma-separated)
+    --check             check the arguments and the config, print the resolved config, and stop
 
 Run under `entry(main)`, a config error (unknown key, wrong type, invalid value) prints one line naming the
 key and exits with status 2, before any data is generated or any model is built.
@@ -62,6 +63,8 @@ def parse_args(description: str, name: str, argv: Sequence[str] | None = None, r
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     if output:
         parser.add_argument("--out", default=None, help=f"output directory (default results/{name}/<mode>)")
+    parser.add_argument("--check", action="store_true",
+                        help="check the arguments and the config, print the resolved config, and stop")
     if rows is not None:
         parser.add_argument("--only", action="append", default=[], metavar="NAME",
                             help=f"run only these rows (repeatable or comma-separated): {', '.join(rows)}")
@@ -82,12 +85,16 @@ def parse_args(description: str, name: str, argv: Sequence[str] | None = None, r
 
 def load(args, cls: type):
     """The config for `args.mode` (file, its [quick] table in quick mode, then --set) and the full-mode config
-    of the same file (for the quick-mode header). Raises `ConfigError` naming the key on any invalid value."""
+    of the same file (for the quick-mode header). Raises `ConfigError` naming the key on any invalid value.
+    With `--check`, prints the resolved config and raises `SystemExit(0)`."""
     try:
         config = load_config(cls, args.config, mode=args.mode, overrides=args.overrides)
         full = load_config(cls, args.config, mode="full")
     except (ValueError, FileNotFoundError, TypeError) as error:
         raise ConfigError(str(error)) from error
+    if args.check:
+        print(json.dumps(to_dict(config), indent=1, default=str))
+        raise SystemExit(0)
     return config, full
 
 
@@ -150,6 +157,46 @@ def rows_config(name: str, rows: Mapping[str, Callable[[], object]]) -> type:
     table's config file and `--set row.key=value` address each row's experiment."""
     fields = [(row, type(factory()), dataclasses.field(default_factory=factory)) for row, factory in rows.items()]
     return dataclasses.make_dataclass(name, fields, frozen=True)
+
+
+RUN_FILES = ("backup", "workers", "tensorboard", "saved_model", "history.json", "best.json", "best.weights.h5",
+             "results.json", "config.json")
+
+
+def prepare_run_dir(run_dir: Path, config, restart: bool = False) -> None:
+    """Makes `run_dir` ready for a training run of `config`, refusing to mix two runs.
+
+    If it holds a run of the same config, the run resumes there (its backup, best weights and history are
+    kept). If it holds a run of another config, that is a `ConfigError` naming the keys that differ, unless
+    `restart`: then the earlier run's files are removed and this config trains from the start.
+    """
+    import shutil
+
+    saved = run_dir / "config.json"
+    if saved.exists():
+        earlier = _flat(json.loads(saved.read_text()).get("config"))
+        current = _flat(json.loads(json.dumps(to_dict(config))))  # as config.json holds it
+        if earlier != current:
+            if not restart:
+                changed = sorted(key for key in earlier.keys() | current.keys() if earlier.get(key) != current.get(key))
+                raise ConfigError(f"{run_dir} holds a run of another config (differing keys: {', '.join(changed)}); "
+                                  "use another --run-dir, or --restart to train this config there from the start")
+            for name in RUN_FILES:
+                target = run_dir / name
+                if target.is_dir():
+                    shutil.rmtree(target)
+                elif target.exists():
+                    target.unlink()
+    run_dir.mkdir(parents=True, exist_ok=True)
+
+
+def _flat(tree, prefix: str = "") -> dict:
+    if not isinstance(tree, Mapping):
+        return {prefix.rstrip("."): tree}
+    flat = {}
+    for key, value in tree.items():
+        flat.update(_flat(value, f"{prefix}{key}."))
+    return flat
 
 
 def entry(main: Callable[[], object]) -> None:

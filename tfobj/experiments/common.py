@@ -10,7 +10,7 @@ import numpy as np
 from tfobj import metrics
 from tfobj.training.evaluation import detection_scores
 
-__all__ = ["best_threshold", "detection_scores", "examples", "tracking_scores"]
+__all__ = ["best_threshold", "detection_scores", "examples", "track_examples", "tracking_scores"]
 
 
 def best_threshold(scores: dict[float, float]) -> float:
@@ -40,3 +40,14 @@ def examples(images, true_boxes, num_objects, found, count: int = 8) -> dict:
         "true_boxes": [b[:n] for b, n in zip(true_boxes[:count], num_objects[:count])],
         "pred_boxes": [d["boxes"] for d in found[:count]],
     }
+
+
+def track_examples(videos: dict, tracks, count: int = 3) -> dict:
+    """The first `count` test videos with their true and predicted tracks, for `tfobj.figures.plot_tracks`."""
+    truth = []
+    for v in range(count):
+        valid = videos["track_ids"][v] > 0  # [T, K]
+        truth.append({"ids": [ids[keep] for ids, keep in zip(videos["track_ids"][v], valid)],
+                      "boxes": [boxes[keep] for boxes, keep in zip(videos["boxes"][v], valid)]})
+    return {"videos": videos["videos"][:count], "true_tracks": truth,
+            "pred_tracks": [{"ids": track.ids, "boxes": track.boxes} for track in tracks[:count]]}

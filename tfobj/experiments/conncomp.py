@@ -13,7 +13,7 @@ from typing import Literal
 import numpy as np
 
 from tfobj.data.experiment_data import ImageData, VideoData
-from tfobj.experiments.common import best_threshold, detection_scores, examples, tracking_scores
+from tfobj.experiments.common import best_threshold, detection_scores, examples, track_examples, tracking_scores
 from tfobj.models.baselines.conncomp import ConnComp, ConnCompTracker, detect
 
 __all__ = ["ConnCompDetectionExperiment", "ConnCompTrackingExperiment", "ThresholdSearch", "TrackerConfig",
@@ -119,12 +119,10 @@ def run_conncomp_tracking(config: ConnCompTrackingExperiment) -> dict:
 
     test = config.data.load("test")
     tracks = _tracker(config, threshold).track(test["videos"])
-    first_frames = [{"boxes": track.boxes[0]} for track in tracks]
     return {
         "metrics": tracking_scores(tracks, test),
         "threshold": threshold,
         "setting": f"τ = {threshold:.4g}",
         "tuning": tuning,
-        "examples": examples(test["videos"][:, 0], test["boxes"][:, 0], (test["track_ids"][:, 0] > 0).sum(-1),
-                             first_frames),
+        "examples": track_examples(test, tracks),
     }

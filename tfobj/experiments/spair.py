@@ -32,6 +32,19 @@ class SPAIRExperiment:
     data: ImageData = field(default_factory=ImageData)
     train: TrainConfig = field(default_factory=lambda: SPAIR_TRAINING)
 
+    def __post_init__(self):
+        # Checked here, when the config is loaded: before any data is generated or any model built.
+        cell = self.model.cell_size
+        if any(size % cell for size in self.data.scene.image_size):
+            raise ValueError(f"data.scene.image_size must be multiples of model.cell_size = {cell} (SPAIR's grid); "
+                             f"got {self.data.scene.image_size}")
+        for split in ("val", "test"):
+            if getattr(self.data, f"num_{split}_images") < 1:
+                raise ValueError(f"data.num_{split}_images must be at least 1 (SPAIR is evaluated on them); got "
+                                 f"{getattr(self.data, f'num_{split}_images')}")
+        if self.data.num_train_images < 1:
+            raise ValueError(f"data.num_train_images must be at least 1; got {self.data.num_train_images}")
+
 
 def fit_spair(model: SPAIRConfig, train: TrainConfig, train_images: np.ndarray, val: dict,
               run_dir: str | Path | None = None):

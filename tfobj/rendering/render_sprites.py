@@ -57,7 +57,7 @@ the band renders `W^2`, the box that best reconstructs a hard-edged object is sl
 object (in that test, under a squared error: about a quarter texel per side).
 
 Importance: `importance="original"` replaces the supplement's importance by the original code's
-`max(alpha * z_pres * 4 sigmoid(clip(z_depth, ±10)), 0.01)` (notes §7 #1; auto_yolo@aaai_2019
+`max(alpha * z_pres * 4 sigmoid(clip(z_depth, ±10)), 0.01)` (e2crawfo/auto_yolo, branch aaai_2019,
 yolo_air.py): higher depth in front, and the floor lets an absent object (z_pres = 0) still write the
 background with weight 0.01. That importance is a per-texel map (the floor makes it non-linear in alpha),
 interpolated like alpha with zero padding.

@@ -18,8 +18,9 @@ import numpy as np
 import tensorflow as tf
 
 from tfobj import metrics
+from tfobj.models.inputs import check_not_empty
 
-__all__ = ["DETECTION", "Evaluation", "EvaluationCallback", "current_step", "detection_metrics",
+__all__ = ["DETECTION", "DetectionModel", "Evaluation", "EvaluationCallback", "current_step", "detection_metrics",
            "detection_scores", "predict_detections", "reconstructions_with_boxes"]
 
 log = logging.getLogger(__name__)
@@ -63,6 +64,7 @@ def predict_detections(model, images, batch_size: int = 100, sample: bool = Fals
     """
     if ranking not in ("probability", "original"):
         raise ValueError(f"ranking must be 'probability' or 'original'; got {ranking!r}")
+    check_not_empty(images)
     if sample:
         out = _sampled_outputs(model, images, batch_size, ("boxes", "scores", "z_pres"))
     else:
@@ -70,6 +72,52 @@ def predict_detections(model, images, batch_size: int = 100, sample: bool = Fals
     present = out["z_pres"] > 0.5
     scores = out["scores"] if ranking == "probability" else np.ones_like(out["scores"])
     return [{"boxes": boxes[keep], "scores": score[keep]} for boxes, score, keep in zip(out["boxes"], scores, present)]
+
+
+class DetectionModel:
+    """Mixin for detection models (SPAIR): per-image objects in one call, and `evaluate` with the task metric.
+
+    The model's outputs have "boxes" `[B, N, 4]`, "scores" `[B, N]` and "z_pres" `[B, N]` (1 = present).
+    """
+
+    def predict_objects(self, images, batch_size: int = 32, sample: bool = False) -> list[dict]:
+        """The objects the model finds in each image.
+
+        Args:
+            images: float `[I, H, W, 3]` in [0, 1] (numpy or tensor).
+            batch_size: images per forward pass.
+            sample: False (default): the posterior mode. True: latents sampled, as the original SPAIR evaluated.
+
+        Returns:
+            One dict per image: "boxes" float32 `[n, 4]` normalised (y_min, x_min, y_max, x_max), "scores"
+            float32 `[n]` (presence probabilities), "num_objects" int (n), for the present objects.
+        """
+        found = predict_detections(self, images, batch_size, sample=sample)
+        return [dict(objects, num_objects=len(objects["boxes"])) for objects in found]
+
+    def evaluate(self, x=None, y=None, batch_size=None, verbose="auto", sample_weight=None, steps=None,
+                 callbacks=None, return_dict=False, **kwargs):
+        """Keras' `evaluate`, plus the task metric when `x` is a dict holding the ground truth.
+
+        With `x = {"images": ..., "boxes": [N, K, 4], "num_objects": [N]}` (a dataset's arrays, e.g.
+        `tfobj.data.scattered_mnist(...)`), the result also has "ap" (IoU 0.1…0.9), "count_accuracy" and
+        "count_abs_error" of the posterior-mode detections. The loss terms are those of the posterior mode
+        (hard z_pres, posterior means): the negative ELBO of the most likely latents, higher than the
+        training loss, which averages over sampled, relaxed latents.
+        """
+        truth = isinstance(x, Mapping) and "boxes" in x and "num_objects" in x
+        inputs = {"images": x["images"]} if truth else x
+        check_not_empty(inputs["images"] if isinstance(inputs, Mapping) else inputs)
+        logs = super().evaluate(inputs, y, batch_size=batch_size, verbose=verbose, sample_weight=sample_weight,
+                                steps=steps, callbacks=callbacks, return_dict=True, **kwargs)
+        if truth:
+            logs.update(detection_scores(predict_detections(self, x["images"], batch_size or 32), x["boxes"],
+                                         x["num_objects"]))
+        return logs if return_dict else [logs[key] for key in logs]
+
+    def predict(self, x, *args, **kwargs):
+        check_not_empty(x["images"] if isinstance(x, Mapping) else x)
+        return super().predict(x, *args, **kwargs)
 
 
 def detection_scores(detections: list[dict], true_boxes: np.ndarray, num_objects: np.ndarray) -> dict:
@@ -115,13 +163,18 @@ def detection_metrics(model, val: Mapping) -> dict:
 
 
 def reconstructions_with_boxes(model, val: Mapping, count: int = 4) -> dict:
-    """The first `count` validation reconstructions with their predicted boxes drawn in red."""
+    """The first `count` validation images side by side: the input with its ground-truth boxes (green) | the
+    reconstruction with the predicted boxes (red), as one image each `[count, H, 2W + 2, 3]`."""
     images = val["images"][:count]
     out = model(images, training=False)
-    present = out["z_pres"] > 0.5
-    boxes = tf.where(present[..., None], out["boxes"], 0.0)  # absent cells: an empty box, drawn as nothing
-    return {"reconstruction_with_boxes": tf.image.draw_bounding_boxes(out["reconstruction"], boxes,
-                                                                      [[1.0, 0.0, 0.0]]).numpy()}
+    outside = tf.constant([-1.0, -1.0, -1.0, -1.0])  # a box outside the image: tf.image draws nothing for it
+    predicted = tf.where(out["z_pres"][..., None] > 0.5, out["boxes"], outside)
+    truth = tf.constant(val["boxes"][:count], tf.float32)
+    truth = tf.where(tf.reduce_any(truth != 0, axis=-1, keepdims=True), truth, outside)  # padding rows
+    left = tf.image.draw_bounding_boxes(tf.constant(images, tf.float32), truth, [[0.0, 1.0, 0.0]])
+    right = tf.image.draw_bounding_boxes(out["reconstruction"], predicted, [[1.0, 0.0, 0.0]])
+    gap = tf.ones_like(left[:, :, :2])
+    return {"input_truth | reconstruction_found": tf.concat([left, gap, right], axis=2).numpy()}
 
 
 DETECTION = Evaluation(metrics=detection_metrics, monitor="ap", mode="max", images=reconstructions_with_boxes)
@@ -130,10 +183,13 @@ DETECTION = Evaluation(metrics=detection_metrics, monitor="ap", mode="max", imag
 class EvaluationCallback(keras.callbacks.Callback):
     """Runs an `Evaluation` on `val` at the end of every epoch and adds "val_<name>" to the logs.
 
+    Keras' `TensorBoard` callback, after this one, writes the values with the epoch's losses (as
+    "validation/epoch_<name>"); this callback writes only the evaluation's images, by optimizer step.
+
     Args:
         evaluation: the `Evaluation`.
         val: dict of validation arrays.
-        log_dir: if given, also writes the values and the evaluation's images to TensorBoard there.
+        log_dir: if given, writes the evaluation's images to TensorBoard there.
     """
 
     def __init__(self, evaluation: Evaluation, val: Mapping, log_dir=None):
@@ -144,17 +200,14 @@ class EvaluationCallback(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         values = {f"val_{name}": float(value) for name, value in self.evaluation.metrics(self.model, self.val).items()}
         if logs is not None:
-            logs.update(values)
-        if self.log_dir is not None:
-            self._write_summaries(values)
+            logs.update(values)  # Keras' TensorBoard callback writes them (validation/epoch_<name>), once
+        if self.log_dir is not None and self.evaluation.images is not None:
+            self._write_images()
 
-    def _write_summaries(self, values):
+    def _write_images(self):
         if self._writer is None:
             self._writer = tf.summary.create_file_writer(str(self.log_dir))
-        images = self.evaluation.images(self.model, self.val) if self.evaluation.images else {}
         with self._writer.as_default(step=current_step(self.model)):
-            for name, value in values.items():
-                tf.summary.scalar(name, value)
-            for name, batch in images.items():
+            for name, batch in self.evaluation.images(self.model, self.val).items():
                 tf.summary.image(name, batch, max_outputs=len(batch))
         self._writer.flush()

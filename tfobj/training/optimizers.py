@@ -1,5 +1,6 @@
 """The optimizer of a `TrainConfig`: Adam with gradient-norm clipping, optionally with the original SPAIR code's
-gradient noise (notes §1: `build_gradient_train_op`, `noise_schedule = Exp(0.001, 0.0, 1000, 0.1)`)."""
+gradient noise (e2crawfo/dps, branch aaai_2019: `build_gradient_train_op`; SPAIR's
+`noise_schedule = Exp(0.001, 0.0, 1000, 0.1)` in e2crawfo/auto_yolo, aaai_2019)."""
 from __future__ import annotations
 
 import keras

@@ -26,7 +26,8 @@ def exponential_decay(step, start: float, end: float, decay_rate: float, decay_s
 
 
 def count_prior_s(step, start: float, end: float, decay_rate: float, decay_steps: float) -> tf.Tensor:
-    """SPAIR's annealed count-prior parameter s at `step` (original code, notes §1d).
+    """SPAIR's annealed count-prior parameter s at `step` (original code: e2crawfo/auto_yolo, branch
+    aaai_2019, `count_prior_log_odds = Exp(start=1e6, end=0.0125, decay_rate=0.1, decay_steps=1000, log=True)`).
 
     The code anneals v(t) = exponential_decay(...) and uses log-odds log(v + 1e-6) for the failure
     probability 1 − s, so s = 1 − sigmoid(log(v + 1e-6)) = 1 / (1 + v + 1e-6): ≈ 1e-6 at step 0, ≈ 0.5

@@ -69,7 +69,7 @@ def test_palette_splits_touching_colours():
 
 
 def test_bad_input_is_rejected_with_a_clear_message():
-    with pytest.raises(ValueError, match=r"images must have shape \[B, H, W, C\]; got shape \(4, 4, 3\)"):
+    with pytest.raises(ValueError, match=r"images must have shape \[B, H, W, 3\] \(NHWC\); got shape \(4, 4, 3\)"):
         ConnComp()(np.zeros((4, 4, 3), np.float32))
     with pytest.raises(ValueError, match="must have 3 channels"):
         ConnComp()(np.zeros((1, 4, 4, 1), np.float32))
@@ -77,8 +77,11 @@ def test_bad_input_is_rejected_with_a_clear_message():
         ConnComp(threshold=-1)
     with pytest.raises(ValueError, match="implementation must be"):
         ConnComp(implementation="cuda")
-    with pytest.raises(ValueError, match="images is empty"):
-        detect(ConnComp(), np.zeros((0, 4, 4, 3), np.float32))
+    for call in (lambda x: detect(ConnComp(), x), ConnComp(), ConnComp().predict_objects):
+        with pytest.raises(ValueError, match=r"images is an empty batch \(0 images\)"):
+            call(np.zeros((0, 4, 4, 3), np.float32))
+    with pytest.raises(tf.errors.InvalidArgumentError, match=r"ConnComp images must be in \[0, 1\]"):
+        ConnComp()(np.full((1, 4, 4, 3), 2.0, np.float32))
 
 
 def test_nan_images_are_rejected():

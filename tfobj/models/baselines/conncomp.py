@@ -21,16 +21,10 @@ import numpy as np
 import tensorflow as tf
 from scipy.optimize import linear_sum_assignment
 
+from tfobj.models.inputs import check_not_empty, checked_images
 from tfobj.ops.connected_components import connected_components
 
 _FORBIDDEN = 1e9  # assignment cost of a pair that may not be matched
-
-
-def _check_images(images: tf.Tensor, num_channels: int) -> None:
-    if images.shape.rank != 4:
-        raise ValueError(f"images must have shape [B, H, W, C]; got shape {images.shape}")
-    if images.shape[-1] is not None and images.shape[-1] != num_channels:
-        raise ValueError(f"images must have {num_channels} channels (the background's); got shape {images.shape}")
 
 
 @keras.saving.register_keras_serializable(package="tfobj")
@@ -87,6 +81,12 @@ class ConnComp(keras.layers.Layer):
         self.implementation = implementation
         self.built = True  # no weights
 
+    def predict_objects(self, images, batch_size: int = 256) -> list[dict]:
+        """The objects found in each image of `images` float `[N, H, W, C]`: one dict per image with "boxes"
+        `[n, 4]` normalised (y_min, x_min, y_max, x_max), "scores" `[n]` (all 1), "centroids" `[n, 2]`,
+        "colours" `[n]` and "num_objects" n (numpy)."""
+        return [dict(found, num_objects=len(found["boxes"])) for found in detect(self, images, batch_size)]
+
     def serving_endpoints(self) -> dict:
         """The SavedModel signature `tfobj.export_saved_model` writes: "serve", `images` float32 `[batch, H, W, C]`
         -> "boxes" `[batch, N, 4]`, "scores" `[batch, N]`, "centroids" `[batch, N, 2]`, "colours" `[batch, N]`,
@@ -111,9 +111,7 @@ class ConnComp(keras.layers.Layer):
 
     def colour_labels(self, images: tf.Tensor) -> tf.Tensor:
         """Per-pixel colour class: int32 `[B, H, W]`, 0 = background, p + 1 = palette colour p."""
-        images = tf.convert_to_tensor(images, tf.float32)
-        _check_images(images, len(self.background))
-        tf.debugging.assert_all_finite(images, "ConnComp images contain NaN or Inf; expected finite colours in [0, 1]")
+        images = checked_images(tf.convert_to_tensor(images, tf.float32), "ConnComp", channels=len(self.background))
         distance = tf.reduce_sum(tf.abs(images - tf.constant(self.background)), axis=-1)  # [B, H, W]
         foreground = distance >= self.threshold
         if self.palette is None:
@@ -175,8 +173,7 @@ class ConnComp(keras.layers.Layer):
 def detect(conncomp: ConnComp, images: np.ndarray, batch_size: int = 256) -> list[dict]:
     """Runs `conncomp` over `images` `[N, H, W, C]` in batches; one dict per image with
     "boxes" `[n, 4]`, "scores" `[n]`, "centroids" `[n, 2]`, "colours" `[n]` (numpy)."""
-    if len(images) == 0:
-        raise ValueError("images is empty; expected at least one image [N, H, W, C]")
+    check_not_empty(images, "ConnComp")
     results = []
     for start in range(0, len(images), batch_size):
         out = {k: v.numpy() for k, v in conncomp(images[start : start + batch_size]).items()}

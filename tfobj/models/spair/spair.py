@@ -9,10 +9,12 @@ import tensorflow_probability as tfp
 
 from tfobj.config import from_dict
 from tfobj.layers.padded_conv_backbone import PaddedConvBackbone
+from tfobj.models.inputs import checked_images
 from tfobj.models.spair.count_prior import count_prior_kl
 from tfobj.models.spair.spair_config import SPAIRConfig
 from tfobj.models.spair.spair_layers import ObjectDecoder, SPAIRCellEncoder
 from tfobj.rendering.render_sprites import render_sprites
+from tfobj.training.evaluation import DetectionModel
 from tfobj.training.schedules import Annealing, count_prior_s, step_function
 from tfobj.training.strategies import loss_for_replica
 
@@ -23,30 +25,8 @@ LOSS_KEYS = ("loss", "nll", "kl/z_where", "kl/z_what", "kl/z_depth", "kl/z_pres"
 SERVING_KEYS = ("boxes", "scores", "z_pres", "num_objects", "reconstruction")
 
 
-def check_images(images, cell_size: int = 12) -> None:
-    """Static checks of a SPAIR input batch; raises ValueError naming what is wrong."""
-    shape = images.shape
-    if shape.rank != 4:
-        raise ValueError(f"images must have shape [B, H, W, 3] (NHWC); got shape {shape}")
-    if shape[-1] is not None and shape[-1] != 3:
-        raise ValueError(f"images must have 3 channels (RGB); got shape {shape}")
-    for axis, name in ((1, "H"), (2, "W")):
-        if shape[axis] is not None and (shape[axis] == 0 or shape[axis] % cell_size):
-            raise ValueError(f"images {name} must be a positive multiple of {cell_size}; got shape {shape}")
-    if not (images.dtype.is_floating):
-        raise ValueError(f"images must be float in [0, 1]; got dtype {images.dtype.name}")
-
-
-def check_image_values(images):
-    """Runtime checks (they run inside tf.function too): finite values in [0, 1]."""
-    tf.debugging.assert_all_finite(images, "SPAIR images contain NaN or Inf; expected values in [0, 1]")
-    tf.debugging.assert_greater_equal(images, 0.0, message="SPAIR images must be in [0, 1]; found a value < 0")
-    tf.debugging.assert_less_equal(images, 1.0, message="SPAIR images must be in [0, 1]; found a value > 1")
-    return images
-
-
 @keras.saving.register_keras_serializable(package="tfobj")
-class SPAIR(Annealing, keras.Model):
+class SPAIR(DetectionModel, Annealing, keras.Model):
     """SPAIR: a VAE whose latent is a grid of objects, one per 12-pixel cell.
 
     A right/bottom-padded conv backbone maps the image to an h×w grid; cells are processed in raster
@@ -69,14 +49,19 @@ class SPAIR(Annealing, keras.Model):
         sample: draw the latents (True) or use the posterior mode (False, and z_pres hard).
 
     Returns:
-        dict of float32 tensors: "reconstruction" `[B, H, W, 3]`; per cell (N = h·w, raster order)
-        "boxes" `[B, N, 4]` normalised (y_min, x_min, y_max, x_max), "z_pres" `[B, N]` (relaxed when
-        sampling in training, else 0/1), "scores" `[B, N]` = sigmoid(pres logit), "z_what" `[B, N, A]`,
-        "z_depth" `[B, N]`, "num_objects" `[B]` = Σ round(z_pres), "appearance" `[B, N, 14, 14, 3]`,
+        dict of tensors, float32 but for "num_objects": "reconstruction" `[B, H, W, 3]`; per cell (N = h·w,
+        raster order) "boxes" `[B, N, 4]` normalised (y_min, x_min, y_max, x_max), "z_pres" `[B, N]` (relaxed
+        when sampling in training, else 0/1), "scores" `[B, N]` = sigmoid(pres logit), "z_what" `[B, N, A]`,
+        "z_depth" `[B, N]`, "num_objects" int32 `[B]` = Σ round(z_pres), "appearance" `[B, N, 14, 14, 3]`,
         "alpha" `[B, N, 14, 14, 1]`, and the posterior parameters used by the loss.
 
+    For the objects in each image, call `model.predict_objects(images)`; `model.evaluate(dataset_arrays)` adds
+    AP and count accuracy to the loss terms when given the ground truth (`tfobj.training.evaluation.DetectionModel`).
+
     References:
-        Crawford & Pineau 2019, supplement A–D (shared/seeds/000_*); ../shared/notes/original-code.md §1.
+        Crawford & Pineau, "Spatially Invariant Unsupervised Object Detection with Convolutional Neural
+        Networks", AAAI 2019, and its supplementary material (A–D); the original code, e2crawfo/auto_yolo and
+        e2crawfo/dps (branches aaai_2019), auto_yolo/models/yolo_air.py. Differences: docs/spair.md.
     """
 
     def __init__(self, config: SPAIRConfig | dict | None = None, seed: int | None = None, **kwargs):
@@ -158,11 +143,9 @@ class SPAIR(Annealing, keras.Model):
     def call(self, images, training=False, sample=None):
         if isinstance(images, dict):
             images = images["images"]
-        images = tf.convert_to_tensor(images)
-        check_images(images, self.config.cell_size)
+        images32 = checked_images(images, "SPAIR", channels=3, multiple=self.config.cell_size)  # [B, H, W, 3]
         sample = bool(training) if sample is None else sample
-        images32 = check_image_values(tf.cast(images, tf.float32))
-        features = self.backbone(tf.cast(images, self.compute_dtype))  # [B, h, w, F]
+        features = self.backbone(tf.cast(images32, self.compute_dtype))  # [B, h, w, F]
         shape = tf.shape(features)
         batch, num_cells = shape[0], shape[1] * shape[2]
         hard_pres = tf.constant(not (sample and training))
@@ -178,7 +161,7 @@ class SPAIR(Annealing, keras.Model):
         outputs.update(
             reconstruction=reconstruction, z_pres=z_pres, z_depth=z_depth, appearance=appearance, alpha=alpha,
             scores=tf.sigmoid(cells["pres_logits"][..., 0]),
-            num_objects=tf.reduce_sum(tf.round(z_pres), axis=1),
+            num_objects=tf.cast(tf.reduce_sum(tf.round(z_pres), axis=1), tf.int32),
         )
         return outputs
 

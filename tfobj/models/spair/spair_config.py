@@ -55,7 +55,7 @@ class SPAIRConfig:
     count_prior_decay_steps: int = 1000  # v(t) = (start - end) · rate^(t / steps) + end
     training_wheels_steps: int = 1000  # no gradient into where/depth/pres for these many steps (original code)
 
-    # --- Rendering (supplement C; notes §7 #1) ---
+    # --- Rendering (supplement C; importance "original": e2crawfo/auto_yolo aaai_2019, yolo_air.py) ---
     importance: Literal["seed", "original"] = "seed"  # seed: α·z_pres·σ(−z_depth); original: max(α·z_pres·4σ(z), 0.01)
     background: Literal["black", "learn_solid"] = "black"  # original: "none" (zeros) for the comparison runs
 
@@ -74,5 +74,5 @@ class SPAIRConfig:
 
 # SPAIR's optimisation (supplement Table 1: Adam 1e-4, batch 32, gradient norm clipped at 1.0) and run length
 # (original code: up to 300k steps, evaluation every 1,000). The original code also added gradient noise
-# (notes §7 #5): `gradient_noise=1e-3` turns it on (decay 0.1 per 1,000 steps, the TrainConfig default).
+# (e2crawfo/dps aaai_2019, build_gradient_train_op): `gradient_noise=1e-3` turns it on (decay 0.1 per 1,000 steps, the TrainConfig default).
 SPAIR_TRAINING = TrainConfig(steps=300000, eval_every=1000, batch_size=32, learning_rate=1e-4, global_clipnorm=1.0)

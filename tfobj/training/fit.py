@@ -105,7 +105,7 @@ def fit_model(model: keras.Model | Callable[[], keras.Model], train: Mapping[str
         run_dir: if given, the run keeps its files there: `tensorboard/`, `backup/` (`BackupAndRestore`: call
             again with the same arguments to resume after a kill), `history.json`, `best.weights.h5` +
             `best.json`, and `saved_model/` (the kept weights, exported for TF Serving). In a multi-worker run
-            only the chief writes `run_dir`; worker i keeps its backup in `run_dir/workers/i/`.
+            only the chief writes `run_dir`; worker i keeps its backup and best weights in `run_dir/workers/i/`.
         evaluation: what to measure on `val` every `eval_every` steps, and which value picks the kept weights
             (e.g. `tfobj.training.evaluation.DETECTION`). None: no evaluation; the last weights are kept.
         callbacks: more Keras callbacks, run after tfobj's.
@@ -157,7 +157,7 @@ def fit_model(model: keras.Model | Callable[[], keras.Model], train: Mapping[str
             _fit_multi_worker(model, dataset, strategy, config, all_callbacks)
         else:
             model.fit(dataset, steps_per_epoch=config.eval_every, epochs=config.epochs, verbose=2, shuffle=False,
-                      callbacks=all_callbacks)  # (the dataset is shuffled)
+                      callbacks=all_callbacks)  # shuffle=False: the stream is already a seeded permutation
         result = FitResult(model)
         if best is not None:
             model.load_weights(best.weights_path)

@@ -63,7 +63,7 @@ class TransferConfig:
     seed: int = 0  # the data's
     # SPAIR (the model and training of tfobj.experiments.spair.SPAIRExperiment; its data are the above).
     # The original transfer runs learned a solid background colour (e2crawfo/auto_yolo aaai_2019,
-    experiments/transfer; the comparison runs: black).
+    # experiments/transfer; the comparison runs: black).
     model: SPAIRConfig = field(default_factory=lambda: SPAIRConfig(background="learn_solid"))
     train: TrainConfig = field(default_factory=lambda: SPAIR_TRAINING)
     # ConnComp baseline: τ grid searched for AP on this many training crops.

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 import tfobj
+import tfobj.metrics
 import tfobj.ops
 
 
@@ -19,8 +20,13 @@ def test_every_public_name_is_its_module_s_object(name):
 def test_the_issue_s_names_are_public():
     """The names the issues list as tfobj's API (SPAIR issue 4; "one library" issue 8)."""
     expected = {"SPAIR", "SPAIRConfig", "count_prior_log_prob", "count_prior_kl", "render_sprites",
-                "export_saved_model", "ConnComp", "ConnCompTracker", "connected_components", "load_mnist"}
+                "export_saved_model", "ConnComp", "ConnCompTracker", "connected_components", "load_mnist",
+                # issues 9-12: SILOT's renderer, LAVAE's location distributions, TUSK's math, the newcomer's path
+                "render_sprites_softmax", "location_log_prob", "location_prior_log_prob", "soft_argmax",
+                "sliced_wasserstein", "plot_objects", "fit_model"}
     assert expected <= set(tfobj.__all__)
+    assert {"adjusted_rand_index", "importance_weighted_nll"} <= set(tfobj.metrics.__all__)
+    assert tfobj.metrics.adjusted_rand_index.__module__ == "tfobj.metrics.ari"
     assert sorted(tfobj.__all__) == tfobj.__all__
 
 

@@ -27,8 +27,13 @@ _PUBLIC = {
     "export_saved_model": "tfobj.export",
     "fit_model": "tfobj.training.fit",
     "load_mnist": "tfobj.data.digits",
+    "location_log_prob": "tfobj.models.lavae.location",
+    "location_prior_log_prob": "tfobj.models.lavae.location",
     "plot_objects": "tfobj.figures",
     "render_sprites": "tfobj.rendering.render_sprites",
+    "render_sprites_softmax": "tfobj.rendering.render_sprites",
+    "sliced_wasserstein": "tfobj.models.tusk.sliced_wasserstein",
+    "soft_argmax": "tfobj.models.tusk.keypoints",
 }
 
 __all__ = sorted(_PUBLIC)

@@ -1,15 +1,20 @@
-"""tfobj.metrics: evaluation metrics of SPAIR (AP, counting) and SILOT (CLEAR MOT), as numpy functions."""
+"""tfobj.metrics: evaluation metrics as numpy functions: SPAIR's AP and counting, SILOT's CLEAR MOT, LAVAE's
+importance-weighted likelihood bound, TUSK's adjusted Rand index."""
 from tfobj.metrics.average_precision import (
     DEFAULT_IOU_THRESHOLDS,
     average_precision,
     average_precision_per_threshold,
     unpad,
 )
+from tfobj.metrics.ari import adjusted_rand_index
 from tfobj.metrics.counting import count_abs_error, count_accuracy
 from tfobj.metrics.mota import clear_mot, clear_mot_many
+from tfobj.metrics.nll_bound import importance_weighted_nll
 
 __all__ = [
     "DEFAULT_IOU_THRESHOLDS",
+    "adjusted_rand_index",
+    "importance_weighted_nll",
     "average_precision",
     "average_precision_per_threshold",
     "unpad",

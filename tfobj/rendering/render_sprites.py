@@ -109,7 +109,7 @@ import tensorflow as tf
 
 from tfobj.ops.xla import in_xla_context
 
-__all__ = ["render_sprites", "RenderSprites", "IMPORTANCE_MODES"]
+__all__ = ["render_sprites", "render_sprites_softmax", "RenderSprites", "IMPORTANCE_MODES"]
 
 IMPORTANCE_MODES = ("seed", "original")
 ORIGINAL_IMPORTANCE_FLOOR = 0.01  # original: importance = max(alpha * z_pres * 4 sigmoid(clip(z_depth, ±10)), 0.01)
@@ -180,6 +180,63 @@ def render_sprites(background, appearance, alpha, boxes, z_pres, z_depth, import
         return tf.cast(output, out_dtype)
 
 
+def render_sprites_softmax(background, appearance, alpha, boxes, z_pres, depth, temperature: float = 0.25,
+                           max_box_size: tuple[float, float] | None = None, name: str | None = None) -> tf.Tensor:
+    """Renders sprites with SILOT's softmax over depth (Crawford & Pineau, AAAI 2020, supplement A.2).
+
+    With α = ξ·z_pres (transparency) and γ = α·depth (importance) per texel, and β′, α′, γ′ their values at a
+    pixel (bilinear, zero outside the sprite), a pixel that the boxes of a set S of objects contain is
+
+        Σ_{k∈S} β′_k α′_k e^{γ′_k/λ} / Σ_{k∈S} e^{γ′_k/λ}
+
+    (γ′ = −∞ outside a box: an object that does not contain the pixel does not enter the softmax), and a pixel
+    that no box contains is the background. Objects of larger depth (and more opaque) are drawn on top; an
+    object's transparent texels darken a pixel towards 0 rather than show what is behind, as in the seed.
+
+    The pairs of objects and pixels, the box convention (CONTAINS: the box and a half-texel fringe, across
+    which α′ and β′ fade to 0) and the sprite reads are `render_sprites`' (module docstring): the cost grows
+    with the boxes' areas, not with objects × image pixels, and under XLA each object gets the same static
+    window of pairs (`max_box_size`). The softmax subtracts each pixel's largest γ′/λ, so it is finite for any
+    temperature.
+
+    Args:
+      background: `[B, H, W, C]`, the pixels no box contains.
+      appearance: `[B, K, h, w, C]` appearance maps β in [0, 1].
+      alpha: `[B, K, h, w, 1]` partial transparency maps ξ in [0, 1].
+      boxes: `[B, K, 4]` normalised (y_min, x_min, y_max, x_max).
+      z_pres: `[B, K]` presence in [0, 1].
+      depth: `[B, K]` o_depth in (0, 1); larger = in front.
+      temperature: λ > 0 (SILOT Table 1: 0.25).
+      max_box_size: as `render_sprites` (the XLA path's bound on every box, in pixels).
+      name: optional name scope.
+
+    Returns:
+      `[B, H, W, C]` in the dtype of `background` (computed in float32, or float64 for float64 inputs).
+    """
+    _check_options("seed", max_box_size)
+    if not float(temperature) > 0:
+        raise ValueError(f"render_sprites_softmax: temperature must be > 0; got {temperature!r}")
+    with tf.name_scope(name or "render_sprites_softmax"):
+        args = {}
+        for (arg_name, _), value in zip(_LAYOUTS, (background, appearance, alpha, boxes, z_pres, depth)):
+            tensor = tf.convert_to_tensor(value, name=arg_name)
+            if not tensor.dtype.is_floating:
+                raise TypeError(f"render_sprites_softmax: `{arg_name}` must be floating point; got dtype "
+                                f"{tensor.dtype.name}")
+            args[arg_name] = tensor
+        _check_shapes(args, "render_sprites_softmax", {"z_depth": "depth"})
+        out_dtype = args["background"].dtype
+        compute_dtype = tf.float64 if out_dtype == tf.float64 else tf.float32
+        cast = [tf.cast(args[arg_name], compute_dtype) for arg_name, _ in _LAYOUTS]
+        inverse_temperature = tf.constant(1.0 / float(temperature), compute_dtype)
+        if in_xla_context():
+            bound = (float("inf"),) * 2 if max_box_size is None else tuple(float(b) for b in max_box_size)
+            output = _render_softmax(*cast, inverse_temperature, max_box_size=bound)
+        else:
+            output = _SOFTMAX_FUNCTIONS[compute_dtype](*cast, inverse_temperature)
+        return tf.cast(output, out_dtype)
+
+
 def _check_options(importance, max_box_size) -> None:
     """Raises ValueError unless `importance` is one of IMPORTANCE_MODES and `max_box_size` is None or
     two positive sizes."""
@@ -191,14 +248,16 @@ def _check_options(importance, max_box_size) -> None:
                          f"got {max_box_size!r}")
 
 
-def _check_shapes(args) -> None:
-    """Checks static ranks and the consistency of every known dimension; raises ValueError."""
+def _check_shapes(args, function: str = "render_sprites", names: dict | None = None) -> None:
+    """Checks static ranks and the consistency of every known dimension; raises ValueError naming `function`
+    and the argument (`names` renames arguments in the messages, e.g. z_depth -> depth)."""
+    names = names or {}
     for arg_name, layout in _LAYOUTS:
         shape = args[arg_name].shape
         if shape.rank is not None and shape.rank != len(layout):
             raise ValueError(
-                f"render_sprites: `{arg_name}` must have rank {len(layout)} with layout [{', '.join(map(str, layout))}]; "
-                f"got shape {_fmt(shape)} (rank {shape.rank})"
+                f"{function}: `{names.get(arg_name, arg_name)}` must have rank {len(layout)} with layout "
+                f"[{', '.join(map(str, layout))}]; got shape {_fmt(shape)} (rank {shape.rank})"
             )
     bound: dict[str, tuple[int, str]] = {}  # symbol -> (size, name of the argument that fixed it)
     for arg_name, layout in _LAYOUTS:
@@ -219,7 +278,7 @@ def _check_shapes(args) -> None:
                     else f"{symbol} = {expected} from `{bound[symbol][1]}`"
                 )
                 raise ValueError(
-                    f"render_sprites: `{arg_name}` has shape {_fmt(shape)} but expected "
+                    f"{function}: `{names.get(arg_name, arg_name)}` has shape {_fmt(shape)} but expected "
                     f"[{', '.join(map(str, expected_shape))}] (layout [{', '.join(map(str, layout))}]; "
                     f"axis {axis}: {why})"
                 )
@@ -227,7 +286,7 @@ def _check_shapes(args) -> None:
                 bound.setdefault(symbol, (size, arg_name))
     for symbol in ("h", "w"):
         if symbol in bound and bound[symbol][0] == 0:
-            raise ValueError(f"render_sprites: sprite size {symbol} must be positive; got 0 from `{bound[symbol][1]}`")
+            raise ValueError(f"{function}: sprite size {symbol} must be positive; got 0 from `{bound[symbol][1]}`")
 
 
 def _fmt(shape: tf.TensorShape) -> str:
@@ -280,12 +339,18 @@ def _pixel_range(start, end, sprite_size, image_size, valid):
     return lo, tf.maximum(hi - lo, 0)
 
 
-def _render(background, appearance, alpha, boxes, z_pres, z_depth, importance="seed", max_box_size=None):
-    """Algorithm 1 on validated tensors of one float dtype (see the module docstring).
+def _sample_pairs(background, appearance, boxes, texel_maps, max_box_size=None):
+    """The (object, pixel) pairs of both renderers and the sprites' values there.
 
-    `importance` is "seed" or "original"; `max_box_size` None enumerates the exact ragged pair list,
-    else (height, width) in pixels (floats, inf allowed) bounds every box and gives each object a
-    static window of pairs (the XLA path).
+    Enumerates, per object, the pixels its box CONTAINS (the box plus its half-texel fringe): the exact
+    ragged list (`max_box_size` None) or a static window per object (the XLA path, `max_box_size` =
+    (height, width) in pixels, inf allowed). Reads `texel_maps` (`[B, K, h, w, D]`, D summed over the
+    maps) bilinearly at the pixel centres, zero-padded.
+
+    Returns a dict: "obj" `[P]` (flat object index b·K + k), "pixel" `[P]` (flat pixel index b·H·W + r·W + c;
+    the window path's pairs outside their object's rectangle point at the extra index B·H·W), "sample"
+    `[P, D]`, "coverage" `[P, 1]` (the in-grid weight W), "windowed" (bool), "num_pixels", "background"
+    `[B·H·W, C]`, "shape" (the background's shape).
     """
     dtype = background.dtype
     bg_shape = tf.shape(background, out_type=_INDEX)
@@ -308,16 +373,48 @@ def _render(background, appearance, alpha, boxes, z_pres, z_depth, importance="s
                   for bound, n, image in zip(max_box_size, (sprite_h_f, sprite_w_f), (height_f, width_f))]
         obj, rows, cols, kept = _window_pairs(row0, num_rows, col0, num_cols, window)
 
-    # The sprites' values at the pixel centres: colour S (zero-padded), alpha, in-grid weight W and,
-    # for the original importance, the importance map (zero-padded).
     u = _sprite_coordinate(tf.cast(rows, dtype), tf.gather(top, obj), tf.gather(box_h, obj), sprite_h_f)
     v = _sprite_coordinate(tf.cast(cols, dtype), tf.gather(left, obj), tf.gather(box_w, obj), sprite_w_f)
+    stacked = tf.concat(texel_maps, axis=-1)  # [B, K, h, w, D]
+    texels = tf.reshape(stacked, tf.stack([-1, tf.shape(stacked, out_type=_INDEX)[-1]]))  # [B*K*h*w, D]
+    sample, coverage = _bilinear_zero_padded(texels, obj, u, v, sprite_h, sprite_w)
+    num_pixels = batch * height * width
+    pixel = (obj // num_slots) * (height * width) + rows * width + cols
+    if kept is not None:
+        pixel = tf.where(kept, pixel, num_pixels)  # dropped pairs: an extra index, cut off after the sums
+    return {"obj": obj, "pixel": pixel, "sample": sample, "coverage": coverage, "windowed": kept is not None,
+            "num_pixels": num_pixels, "background": tf.reshape(background, tf.stack([num_pixels, channels])),
+            "shape": bg_shape}
+
+
+def _composite(pairs, contributions, blend):
+    """Sums the pairs' `contributions` `[P, D]` into their pixels and blends them with the background
+    (`blend(sums, background)`): only the covered pixels on the exact path, every pixel on the window path."""
+    num_pixels, background = pairs["num_pixels"], pairs["background"]
+    if pairs["windowed"]:
+        sums = tf.math.unsorted_segment_sum(contributions, pairs["pixel"], num_segments=num_pixels + 1)[:-1]
+        output = blend(sums, background)
+    else:
+        output = _blend_covered(contributions, pairs["pixel"], background, num_pixels, blend)
+    return tf.reshape(output, pairs["shape"])
+
+
+def _render(background, appearance, alpha, boxes, z_pres, z_depth, importance="seed", max_box_size=None):
+    """Algorithm 1 on validated tensors of one float dtype (see the module docstring).
+
+    `importance` is "seed" or "original"; `max_box_size` None enumerates the exact ragged pair list,
+    else (height, width) in pixels (floats, inf allowed) bounds every box and gives each object a
+    static window of pairs (the XLA path).
+    """
+    channels = tf.shape(background, out_type=_INDEX)[3]
+    # The sprites' values at the pixel centres: colour S (zero-padded), alpha, in-grid weight W and,
+    # for the original importance, the importance map (zero-padded).
     maps = [appearance, alpha]
     if importance == "original":
         depth_factor = ORIGINAL_DEPTH_SCALE * tf.sigmoid(tf.clip_by_value(z_depth, -10.0, 10.0))
         maps.append(tf.maximum(alpha * (z_pres * depth_factor)[:, :, None, None, None], ORIGINAL_IMPORTANCE_FLOOR))
-    texels = tf.reshape(tf.concat(maps, axis=-1), tf.stack([-1, channels + len(maps) - 1]))
-    sample, coverage = _bilinear_zero_padded(texels, obj, u, v, sprite_h, sprite_w)
+    pairs = _sample_pairs(background, appearance, boxes, maps, max_box_size)
+    obj, sample, coverage = pairs["obj"], pairs["sample"], pairs["coverage"]
     rgb, alpha_sample = sample[:, :channels], sample[:, channels : channels + 1]
 
     # alpha' = INTERPOLATE(alpha * z_pres); gamma' = INTERPOLATE(importance): for the seed's importance
@@ -330,18 +427,29 @@ def _render(background, appearance, alpha, boxes, z_pres, z_depth, importance="s
 
     # o' = S + (1 - W) bg (background padding), so alpha' o' + (1 - alpha') bg = alpha' S +
     # (1 - alpha' W) bg. Accumulate [sum gamma' alpha' S, sum gamma' (1 - alpha' W), sum gamma'].
-    num_pixels = batch * height * width
-    pixel = (obj // num_slots) * (height * width) + rows * width + cols
     contributions = tf.concat([gamma_p * alpha_p * rgb, gamma_p * (1.0 - alpha_p * coverage), gamma_p], axis=1)
-    background = tf.reshape(background, tf.stack([num_pixels, channels]))
-    if kept is None:
-        output = _blend_covered(contributions, pixel, background, num_pixels)
-    else:
-        # Pairs outside their object's rectangle go to an extra segment that is dropped.
-        pixel = tf.where(kept, pixel, num_pixels)
-        sums = tf.math.unsorted_segment_sum(contributions, pixel, num_segments=num_pixels + 1)[:-1]
-        output = _blend(sums, background)
-    return tf.reshape(output, bg_shape)
+    return _composite(pairs, contributions, _blend)
+
+
+def _render_softmax(background, appearance, alpha, boxes, z_pres, depth, inverse_temperature, max_box_size=None):
+    """SILOT's softmax renderer on validated tensors of one float dtype (see `render_sprites_softmax`)."""
+    channels = tf.shape(background, out_type=_INDEX)[3]
+    pairs = _sample_pairs(background, appearance, boxes, [appearance, alpha], max_box_size)
+    obj, sample, pixel = pairs["obj"], pairs["sample"], pairs["pixel"]
+    beta_p, alpha_sample = sample[:, :channels], sample[:, channels : channels + 1]  # β′, ξ′ (zero-padded)
+    alpha_p = alpha_sample * tf.gather(tf.reshape(z_pres, [-1]), obj)[:, None]  # α′ = INTERPOLATE(ξ·z_pres)
+    logits = alpha_p * tf.gather(tf.reshape(depth, [-1]), obj)[:, None] * inverse_temperature  # γ′/λ, [P, 1]
+    # Each pixel's largest logit is subtracted before the exponential (the softmax is unchanged by it).
+    largest = tf.math.unsorted_segment_max(logits, pixel, num_segments=pairs["num_pixels"] + 1)
+    weights = tf.exp(logits - tf.stop_gradient(tf.gather(largest, pixel)))  # [P, 1], the pixel's largest is 1
+    return _composite(pairs, tf.concat([weights * alpha_p * beta_p, weights], axis=1), _softmax_blend)
+
+
+def _softmax_blend(sums, background):
+    """Per pixel: Σ e·α′β′ / Σ e, or the background where no pair wrote (Σ e = 0; a written pixel has Σ e >= 1)."""
+    written = sums[:, -1:] > 0.0
+    safe = tf.where(written, sums[:, -1:], tf.ones_like(sums[:, -1:]))
+    return tf.where(written, sums[:, :-1] / safe, background)
 
 
 def _object_rectangles(boxes, height_f, width_f, sprite_h_f, sprite_w_f):
@@ -430,14 +538,14 @@ def _blend(sums, background):
     return tf.where(written, blended, background)
 
 
-def _blend_covered(contributions, pixel, background, num_pixels):
+def _blend_covered(contributions, pixel, background, num_pixels, blend):
     """Accumulates the pairs into their pixels and blends only the covered pixels (one representative
     pair per pixel, its first, picks them), written into a copy of the `[num_pixels, C]` background."""
     sums = tf.math.unsorted_segment_sum(contributions, pixel, num_segments=num_pixels)
     pair_id = tf.range(tf.size(pixel, out_type=_INDEX), dtype=_INDEX)
     first_pair = tf.math.unsorted_segment_min(pair_id, pixel, num_segments=num_pixels)
     covered = tf.boolean_mask(pixel, tf.equal(tf.gather(first_pair, pixel), pair_id))  # unique pixels
-    blended = _blend(tf.gather(sums, covered), tf.gather(background, covered))
+    blended = blend(tf.gather(sums, covered), tf.gather(background, covered))
     return tf.tensor_scatter_nd_update(background, covered[:, None], blended)
 
 
@@ -449,6 +557,15 @@ def _make_render_function(dtype: tf.DType, importance: str):
 
 _RENDER_FUNCTIONS = {(dtype, importance): _make_render_function(dtype, importance)
                      for dtype in (tf.float32, tf.float64) for importance in IMPORTANCE_MODES}
+
+
+def _make_softmax_function(dtype: tf.DType):
+    signature = [tf.TensorSpec([None] * len(layout), dtype, name=arg_name) for arg_name, layout in _LAYOUTS]
+    signature.append(tf.TensorSpec([], dtype, name="inverse_temperature"))
+    return tf.function(_render_softmax, input_signature=signature, autograph=False)
+
+
+_SOFTMAX_FUNCTIONS = {dtype: _make_softmax_function(dtype) for dtype in (tf.float32, tf.float64)}
 
 
 @keras.saving.register_keras_serializable(package="tfobj")

@@ -33,7 +33,7 @@ def test_output_contract(model, size, cells):
                 "appearance": (2, cells, 14, 14, 3), "alpha": (2, cells, 14, 14, 1)}
     for key, shape in expected.items():
         assert tuple(out[key].shape) == shape, key
-        assert out[key].dtype == tf.float32
+        assert out[key].dtype == (tf.int32 if key == "num_objects" else tf.float32), key
         assert np.all(np.isfinite(out[key].numpy())), key
     recon = out["reconstruction"].numpy()
     assert recon.min() >= 0 and recon.max() <= 1

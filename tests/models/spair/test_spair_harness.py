@@ -31,7 +31,7 @@ def test_spair_eager_matches_tf_function():
 def test_spair_output_contract():
     n, a = 2, TINY.num_what
     contract = {"reconstruction": ((2, 12, 24, 3), "float32"), "boxes": ((2, n, 4), "float32"),
-                "scores": ((2, n), "float32"), "z_pres": ((2, n), "float32"), "num_objects": ((2,), "float32"),
+                "scores": ((2, n), "float32"), "z_pres": ((2, n), "float32"), "num_objects": ((2,), "int32"),
                 "z_what": ((2, n, a), "float32"), "z_depth": ((2, n), "float32"),
                 "appearance": ((2, n, 14, 14, 3), "float32"), "alpha": ((2, n, 14, 14, 1), "float32")}
     model = SPAIR(TINY, seed=1)

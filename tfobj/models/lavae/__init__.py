@@ -1,0 +1,1 @@
+"""LAVAE: Disentangling Location and Appearance (Dittadi & Winther, 2019)."""

@@ -1,0 +1,1 @@
+"""TUSK: task-agnostic unsupervised keypoints (Jin et al., NeurIPS 2022)."""

@@ -117,7 +117,6 @@ def rebuild(results_path: Path, out: Path | None) -> dict:
 
 
 def main(argv=None) -> dict:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
     args = cli.parse_args(__doc__, "spair_comparison", argv, extra=lambda parser: parser.add_argument(
         "--from-results", default=None, metavar="RESULTS_JSON",
         help="rebuild the table and figure from a finished run's results.json (no training)"))

@@ -78,7 +78,6 @@ def prepared(arrays: dict, variant: Variant, grey: float) -> dict:
 
 
 def main(argv=None) -> dict:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
     args = cli.parse_args(__doc__, "spair_own_data", argv)
     config, full = cli.load(args, OwnDataConfig)
     args.out.mkdir(parents=True, exist_ok=True)

@@ -155,7 +155,6 @@ def markdown_table(counts, curves: dict, header: str) -> str:
 
 
 def main(argv=None) -> dict:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
     args = cli.parse_args(__doc__, "spair_transfer", argv)
     config, full = cli.load(args, TransferConfig)
     out = args.out

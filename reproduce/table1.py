@@ -61,7 +61,6 @@ def markdown_table(results: dict, published: dict) -> str:
 
 
 def main(argv=None) -> dict:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
     args = cli.parse_args(__doc__, "table1", argv, rows=list(ROWS))
     config, full = cli.load(args, Table1Config)
     published = cli.published("table1")

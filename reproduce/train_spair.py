@@ -15,7 +15,6 @@ tensorboard/, best.weights.h5 and saved_model/ (docs/scaling.md for several GPUs
 from __future__ import annotations
 
 import json
-import logging
 import os
 import sys
 import time
@@ -30,7 +29,6 @@ from tfobj.training.strategies import is_chief  # noqa: E402
 
 
 def main(argv=None) -> dict:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
     def extra(parser):
         parser.add_argument("--run-dir", required=True)
         parser.add_argument("--restart", action="store_true",

@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import logging
 import platform
 import subprocess
 import sys
@@ -71,6 +72,7 @@ def parse_args(description: str, name: str, argv: Sequence[str] | None = None, r
     if extra is not None:
         extra(parser)
     args = parser.parse_args(argv)
+    _setup_logging()
     if output:
         args.out_given = args.out is not None
         args.out = Path(args.out) if args.out else ROOT / "results" / name / args.mode
@@ -81,6 +83,13 @@ def parse_args(description: str, name: str, argv: Sequence[str] | None = None, r
             parser.error(f"unknown row(s) {unknown}; valid rows are {list(rows)}")
         args.only = args.only or list(rows)
     return args
+
+
+def _setup_logging() -> None:
+    """INFO lines with the time and the logger's name; TensorFlow's own logger at WARNING (under tf.distribute
+    it logs an INFO line per collective op, i.e. per training step)."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+    logging.getLogger("tensorflow").setLevel(logging.WARNING)
 
 
 def load(args, cls: type):

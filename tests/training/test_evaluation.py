@@ -66,7 +66,7 @@ def test_original_ranking_scores_every_detection_one():
           for name, found in (("probability", by_probability), ("original", original))}
     # Probability order: FP, FP (both spurious at 0.9), then 6 TPs: precision at recall r is 6r / (6r + 2);
     # 11-point AP = mean over r = 0, .1, ..., 1 of the best precision at recall >= r.
-    tp, fp = np.r_[0, 0, np.ones(6)], np.r_[1, 1, np.zeros(6)]
+    tp = np.r_[0, 0, np.ones(6)]  # FP, FP, then 6 TPs
     recall, precision = np.cumsum(tp) / 6, np.cumsum(tp) / np.arange(1, 9)
     expected = np.mean([precision[recall >= r - 1e-12].max() for r in np.linspace(0, 1, 11)])
     assert ap["probability"] == pytest.approx(expected)

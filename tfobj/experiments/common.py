@@ -5,7 +5,6 @@ validation uses too; tracking scores are CLEAR MOT (`tfobj.metrics.clear_mot_man
 """
 from __future__ import annotations
 
-import numpy as np
 
 from tfobj import metrics
 from tfobj.training.evaluation import detection_scores

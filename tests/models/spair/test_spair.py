@@ -6,7 +6,7 @@ import pytest
 import tensorflow as tf
 import keras
 
-from tfobj.models.spair.spair import LOSS_KEYS, SPAIR
+from tfobj.models.spair.spair import SPAIR
 from tfobj.models.spair.spair_config import SPAIRConfig
 
 SMALL = SPAIRConfig(backbone_filters=16, backbone_features=12, cell_hidden=(16, 16), passthrough_features=8,

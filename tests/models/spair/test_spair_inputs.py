@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tfobj import export_saved_model, metrics
+from tfobj import export_saved_model
 from tfobj.models.spair.spair import SPAIR
 from tfobj.models.spair.spair_config import SPAIRConfig
 from tfobj.training.evaluation import detection_scores, predict_detections

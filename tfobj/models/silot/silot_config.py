@@ -1,0 +1,116 @@
+"""SILOTConfig (the model) and SILOT_TRAINING (its optimisation): every SILOT hyperparameter, defaults from the
+supplement's Tables 1 and 2 and section E (Crawford & Pineau, "Exploiting Spatial Invariance for Scalable
+Unsupervised Object Tracking", AAAI 2020).
+
+Where the supplement is silent the default follows the original code (e2crawfo/silot, branch aaai_2020, with
+e2crawfo/auto_yolo and e2crawfo/dps, branches aaai_2020; marked "original code"); where the two disagree the
+supplement is the default and the code's choice an option (docs/silot.md).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from tfobj.config import check_choices
+from tfobj.training.train_config import TrainConfig
+
+__all__ = ["SILOTConfig", "SILOT_TRAINING"]
+
+
+@dataclass(frozen=True)
+class SILOTConfig:
+    """SILOT hyperparameters."""
+
+    # --- Objects and boxes (Table 1) ---
+    num_objects: int = 16  # K, propagated / selected objects
+    num_what: int = 64  # A, dimension of the what attribute
+    anchor_size: tuple[float, float] = (48.0, 48.0)  # (a_h, a_w) pixels
+    cell_size: int = 12  # (c_h, c_w), fixed by the backbone's strides 3, 2, 2
+    box_bounds: tuple[float, float] = (-0.5, 1.5)  # (b_min, b_max): discovered centre within its cell, in cells
+    object_size: tuple[int, int] = (14, 14)  # (H_obj, W_obj), rendered sprites and glimpses
+    hidden_size: int = 128  # p_rnn: GRU(128) (Table 2)
+
+    # --- Discovery (E.1 backbone; Table 2) ---
+    backbone_filters: int = 128  # every conv of d_bu: (k4, s3), (k4, s2), (k4, s2), then three 1x1
+    backbone_features: int = 128  # the last 1x1 conv (no non-linearity)
+    discovery_dropout: float = 0.5  # p_dd: probability of dropping a frame's discovered objects in training
+
+    # --- Spatial attention (B; Table 1) ---
+    attention_std: float = 0.1  # σ of the Gaussian kernel, in anchor-normalised units (original code: pixels / 48)
+    propagation_attention: bool = True  # B.2 on (the seed); original code: off for Scattered MNIST
+
+    # --- Component networks (Table 2: FC([N, N]) = two hidden ReLU layers and a linear output) ---
+    discovery_spatial_hidden: tuple[int, int] = (64, 64)  # d_spatial
+    discovery_fuse_hidden: tuple[int, int] = (100, 100)  # d_fuse
+    discovery_where_hidden: tuple[int, int] = (100, 100)  # d_where
+    discovery_glimpse_hidden: tuple[int, int] = (256, 128)  # d_obj
+    discovery_what_hidden: tuple[int, int] = (100, 100)  # d_what
+    discovery_depth_hidden: tuple[int, int] = (100, 100)  # d_depth
+    discovery_pres_hidden: tuple[int, int] = (100, 100)  # d_pres
+    propagation_object_hidden: tuple[int, int] = (64, 64)  # p_id
+    propagation_spatial_hidden: tuple[int, int] = (64, 64)  # p_spatial
+    propagation_glimpse_where_hidden: tuple[int, int] = (100, 100)  # p_glimpse
+    propagation_first_glimpse_hidden: tuple[int, int] = (256, 128)  # p_bu
+    propagation_where_hidden: tuple[int, int] = (100, 100)  # p_where
+    propagation_second_glimpse_hidden: tuple[int, int] = (256, 128)  # p_obj
+    propagation_what_hidden: tuple[int, int] = (100, 100)  # p_what
+    propagation_depth_hidden: tuple[int, int] = (100, 100)  # p_depth
+    propagation_pres_hidden: tuple[int, int] = (100, 100)  # p_pres
+    decoder_hidden: tuple[int, int] = (128, 256)  # r_obj
+
+    # --- Priors (Table 1): discovery ---
+    prior_hw: tuple[float, float] = (-2.2, 0.5)  # (mu, sigma) of z^h, z^w
+    prior_yx: tuple[float, float] = (0.0, 1.0)
+    prior_what: tuple[float, float] = (0.0, 1.0)
+    prior_depth: tuple[float, float] = (0.0, 1.0)
+    # --- Priors (Table 1): propagation (on the updates) ---
+    propagation_prior_hw: tuple[float, float] = (0.0, 0.3)  # original code: N(-2.197, 0.5) on the absolute logit
+    propagation_prior_yx: tuple[float, float] = (0.0, 0.3)
+    propagation_prior_what: tuple[float, float] = (0.0, 0.4)
+    propagation_prior_depth: tuple[float, float] = (0.0, 1.0)
+
+    # --- z_pres prior (E.1: "a very similar approach to SPAIR"; constants as SPAIR's original code) ---
+    count_prior_start: float = 1e6
+    count_prior_end: float = 0.0125
+    count_prior_decay_rate: float = 0.1
+    count_prior_decay_steps: int = 1000
+    concrete_temperature: float = 1.0
+    training_wheels_steps: int = 1000  # E.1: no gradient through where, depth, pres for the first 1000 steps
+
+    # --- Rendering (A.2; Table 1) ---
+    appearance_offset_scale: tuple[float, float] = (0.0, 2.0)  # (mu^beta, sigma^beta): beta = sigm(mu + sigma·logit)
+    transparency_offset_scale: tuple[float, float] = (5.0, 0.1)  # (mu^xi, sigma^xi)
+    render_temperature: float = 0.25  # lambda
+    renderer: Literal["seed", "original"] = "seed"  # seed: softmax e^{gamma/lambda}; original: linear importance
+
+    # --- Curriculum and early stopping (E.1; Table 1) ---
+    curriculum_start_frames: int = 2  # training starts on the first 2 frames of each video ...
+    curriculum_step_frames: int = 2  # ... and adds 2 frames ...
+    curriculum_steps: int = 40000  # ... every N_curric steps, until the full video
+    patience: int = 30000  # steps without a better validation score before an early stop
+    stop_lr_divisor: float = 3.0  # on an early stop: back to the best weights, learning rate / 3
+    max_stops: int = 3  # training ends at the third early stop
+
+    def __post_init__(self):
+        if self.cell_size != 12:
+            raise ValueError(f"cell_size must be 12 (fixed by the backbone's strides 3, 2, 2); got {self.cell_size}")
+        if not self.box_bounds[0] < self.box_bounds[1]:
+            raise ValueError(f"box_bounds must be (min, max) with min < max; got {self.box_bounds}")
+        for name in ("num_objects", "num_what", "hidden_size", "backbone_filters", "backbone_features",
+                     "curriculum_start_frames", "curriculum_step_frames", "curriculum_steps", "patience", "max_stops"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"{name} must be positive; got {getattr(self, name)}")
+        if not 0.0 <= self.discovery_dropout < 1.0:
+            raise ValueError(f"discovery_dropout must be in [0, 1); got {self.discovery_dropout}")
+        for name in ("attention_std", "render_temperature", "concrete_temperature"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"{name} must be > 0; got {getattr(self, name)}")
+        if not self.stop_lr_divisor >= 1.0:
+            raise ValueError(f"stop_lr_divisor must be >= 1; got {self.stop_lr_divisor}")
+        check_choices(self)
+
+
+# SILOT's optimisation (Table 1: Adam 1e-4, batch 16, gradient norm clipped at 10) and evaluation every 5,000
+# steps (original code: eval_step). The run's length is set by the curriculum and the early stops; `steps` is
+# only an upper bound (three curriculum stages plus three patience periods and more).
+SILOT_TRAINING = TrainConfig(steps=500000, eval_every=5000, batch_size=16, learning_rate=1e-4, global_clipnorm=10.0)

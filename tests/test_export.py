@@ -10,10 +10,9 @@ import pytest
 from tfobj import export_saved_model
 from tfobj.models.baselines.conncomp import ConnComp
 from tfobj.models.spair.spair import SERVING_KEYS, SPAIR
-from tfobj.models.spair.spair_config import SPAIRConfig
+from tiny import TINY_SPAIR
 
-TINY = SPAIRConfig(backbone_filters=8, backbone_features=8, cell_hidden=(8, 8), passthrough_features=4,
-                   encoder_hidden=(8, 8), decoder_hidden=(8, 8), num_what=4)
+TINY = TINY_SPAIR
 KEYS = ("boxes", "scores", "z_pres", "num_objects", "reconstruction")  # the SPAIR issue's signature
 
 RELOAD = """

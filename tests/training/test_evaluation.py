@@ -6,11 +6,10 @@ import keras
 
 from tfobj import metrics
 from tfobj.models.spair.spair import SPAIR
-from tfobj.models.spair.spair_config import SPAIRConfig
 from tfobj.training.evaluation import DETECTION, EvaluationCallback, predict_detections
+from tiny import TINY_SPAIR
 
-TINY = SPAIRConfig(backbone_filters=8, backbone_features=8, cell_hidden=(8, 8), passthrough_features=4,
-                   encoder_hidden=(8, 8), decoder_hidden=(8, 8), num_what=4)
+TINY = TINY_SPAIR
 
 
 def test_detection_evaluation_logs_ap_and_writes_images_to_tensorboard(tmp_path):

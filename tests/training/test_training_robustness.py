@@ -14,9 +14,9 @@ import tensorflow as tf
 from tfobj.models.spair.spair import LOSS_KEYS, SPAIR
 from tfobj.models.spair.spair_config import SPAIRConfig
 from tfobj.training.callbacks import NonFiniteLossError, StopOnNaN
+from tiny import TINY_SPAIR
 
-TINY = SPAIRConfig(backbone_filters=8, backbone_features=8, cell_hidden=(8, 8), passthrough_features=4,
-                   encoder_hidden=(8, 8), decoder_hidden=(8, 8), num_what=4)
+TINY = TINY_SPAIR
 # Fast schedules, so that the annealed values differ between the few steps these tests run:
 # s changes every step, the training wheels come off at step 4.
 FAST = SPAIRConfig(**{**TINY.__dict__, "count_prior_decay_steps": 2, "training_wheels_steps": 4})

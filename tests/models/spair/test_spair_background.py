@@ -6,9 +6,9 @@ import tensorflow as tf
 
 from tfobj.models.spair.spair import SPAIR
 from tfobj.models.spair.spair_config import SPAIRConfig
+from tiny import TINY_SPAIR
 
-TINY = SPAIRConfig(backbone_filters=8, backbone_features=8, cell_hidden=(8, 8), passthrough_features=4,
-                   encoder_hidden=(8, 8), decoder_hidden=(8, 8), num_what=4)
+TINY = TINY_SPAIR
 SOLID = SPAIRConfig(**{**TINY.__dict__, "background": "learn_solid"})
 LOGITS = np.array([-0.1, 0.0, 0.15], np.float32)
 SIZE = 12  # one cell: keeps the traced fit small

@@ -6,11 +6,10 @@ import tensorflow as tf
 
 from tfobj import export_saved_model
 from tfobj.models.spair.spair import SPAIR
-from tfobj.models.spair.spair_config import SPAIRConfig
 from tfobj.training.evaluation import detection_scores, predict_detections
+from tiny import TINY_SPAIR
 
-TINY = SPAIRConfig(backbone_filters=8, backbone_features=8, cell_hidden=(8, 8), passthrough_features=4,
-                   encoder_hidden=(8, 8), decoder_hidden=(8, 8), num_what=4)
+TINY = TINY_SPAIR
 
 
 @pytest.fixture(scope="module")

@@ -5,10 +5,9 @@ import keras
 import tensorflow as tf
 
 from tfobj.models.spair.spair import LOSS_KEYS, SPAIR
-from tfobj.models.spair.spair_config import SPAIRConfig
+from tiny import TINY_SPAIR
 
-TINY = SPAIRConfig(backbone_filters=8, backbone_features=8, cell_hidden=(8, 8), passthrough_features=4,
-                   encoder_hidden=(8, 8), decoder_hidden=(8, 8), num_what=4)
+TINY = TINY_SPAIR
 
 
 @pytest.mark.parametrize("policy", ["mixed_bfloat16", "mixed_float16"])

@@ -8,10 +8,9 @@ import pytest
 import tensorflow as tf
 
 from tfobj.models.spair.spair import LOSS_KEYS, SPAIR
-from tfobj.models.spair.spair_config import SPAIRConfig
+from tiny import TINY_SPAIR
 
-TINY = SPAIRConfig(backbone_filters=8, backbone_features=8, cell_hidden=(8, 8), passthrough_features=4,
-                   encoder_hidden=(8, 8), decoder_hidden=(8, 8), num_what=4)
+TINY = TINY_SPAIR
 
 
 def _images(batch=4, size=48, seed=0):

@@ -170,3 +170,24 @@ def test_bad_config_values(field, value, message):
 
     with pytest.raises(ValueError, match=message):
         dataclasses.replace(SMALL, **{field: value})
+
+
+def test_cells_without_lateral_context_run_at_once_as_cell_by_cell():
+    """Without lateral context the cells are computed in one vectorised pass; each cell's outputs equal those of
+    the cell computed alone (the path the lateral-context loop takes), with the same noise."""
+    config = dataclasses.replace(SMALL, lateral_context=False)
+    model = SPAIR(config, seed=0)
+    x = tf.constant(images(2, size=36))  # a 3x3 grid
+    model(x)
+    features = model.backbone(x)
+    noise = {key: tf.random.normal([2, 9, size], seed=1) for key, size in
+             (("where", 4), ("what", config.num_what), ("depth", 1), ("pres", 1))}
+    args = (tf.constant(False), tf.constant(1.0), tf.constant(0.0))
+    together = model.cell_encoder(x, features, noise, *args)
+    for k in range(9):
+        row, col = k // 3, k % 3
+        alone, _ = model.cell_encoder._cell(x, features[:, row, col], None, {key: v[:, k] for key, v in noise.items()},
+                                            row, col, *args)
+        for key, value in alone.items():
+            # The same ops on [B, F] and [B, N, F]: matrix products may sum in another order (float32 round-off).
+            np.testing.assert_allclose(together[key].numpy()[:, k], value.numpy(), rtol=1e-5, atol=1e-6, err_msg=key)

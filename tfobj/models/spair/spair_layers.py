@@ -107,7 +107,7 @@ class SPAIRCellEncoder(keras.layers.Layer):
         return tf.concat([tf.sigmoid(box), what, depth, tf.sigmoid(pres)], 0)
 
     def _box(self, where_logits, row, col, image_height, image_width):
-        """z_where logits [B, 4] of cell (row, col) -> normalised box [B, 4] and latent box [B, 4]."""
+        """z_where logits [B, (N,) 4] of cell(s) (row, col) -> normalised box and latent box, each [B, (N,) 4]."""
         low, high = self.box_bounds
         unit = tf.sigmoid(tf.clip_by_value(where_logits, -LOGIT_CLIP, LOGIT_CLIP))
         cell_y, cell_x, rel_h, rel_w = tf.unstack(unit, axis=-1)
@@ -122,31 +122,34 @@ class SPAIRCellEncoder(keras.layers.Layer):
         return boxes, tf.stack([cell_y, cell_x, rel_h, rel_w], axis=-1)
 
     def _cell(self, images, feature, context, noise, row, col, hard_pres, temperature, wheels):
-        """One cell for the whole batch; returns (outputs dict of [B, ...], latent [B, L])."""
+        """One cell (`feature` [B, F], `row`, `col` scalars) or every cell at once (`feature` [B, N, F], `row`,
+        `col` [N], no lateral context) for the whole batch; returns (outputs dict of [B, (N,) ...], latent
+        [B, (N,) L])."""
         shape = tf.shape(images)
         image_height, image_width = tf.cast(shape[1], tf.float32), tf.cast(shape[2], tf.float32)
-        base = feature if context is None else tf.concat([feature, context], -1)  # [B, F (+4L)]
+        base = feature if context is None else tf.concat([feature, context], -1)  # [B, (N,) F (+4L)]
 
-        box_out = tf.cast(self.box_net(base), tf.float32)  # [B, 8 + P]
-        where_mean = training_wheels(box_out[:, :4], wheels)
-        where_std = training_wheels(positive_std(box_out[:, 4:8]), wheels)
+        box_out = tf.cast(self.box_net(base), tf.float32)  # [B, (N,) 8 + P]
+        where_mean = training_wheels(box_out[..., :4], wheels)
+        where_std = training_wheels(positive_std(box_out[..., 4:8]), wheels)
         where_logits = where_mean + where_std * noise["where"]
         boxes, latent_box = self._box(where_logits, row, col, image_height, image_width)
 
-        glimpse = extract_glimpses(images, boxes[:, None], self.object_size)  # [B, 1, h_obj, w_obj, C]
-        glimpse = tf.reshape(glimpse, [shape[0], -1])
+        object_boxes = tf.reshape(boxes, [shape[0], -1, 4])  # [B, 1 or N, 4]
+        glimpse = extract_glimpses(images, object_boxes, self.object_size)  # [B, 1 or N, h_obj, w_obj, C]
+        glimpse = tf.reshape(glimpse, tf.concat([tf.shape(boxes)[:-1], [-1]], 0))  # [B, (N,) h_obj·w_obj·C]
         what_out = tf.cast(self.object_encoder(glimpse), tf.float32)
-        what_mean, what_std = what_out[:, : self.num_what], positive_std(what_out[:, self.num_what :])
+        what_mean, what_std = what_out[..., : self.num_what], positive_std(what_out[..., self.num_what :])
         z_what = what_mean + what_std * noise["what"]
 
-        passthrough = tf.cast(box_out[:, 8:], base.dtype)
+        passthrough = tf.cast(box_out[..., 8:], base.dtype)
         depth_in = tf.concat([base, passthrough, tf.cast(latent_box, base.dtype), tf.cast(z_what, base.dtype)], -1)
         depth_out = tf.cast(self.depth_net(depth_in), tf.float32)
-        depth_mean = training_wheels(depth_out[:, :1], wheels)
-        depth_std = training_wheels(positive_std(depth_out[:, 1:2]), wheels)
+        depth_mean = training_wheels(depth_out[..., :1], wheels)
+        depth_std = training_wheels(positive_std(depth_out[..., 1:2]), wheels)
         z_depth = depth_mean + depth_std * noise["depth"]
 
-        pres_in = tf.concat([base, tf.cast(depth_out[:, 2:], base.dtype), tf.cast(latent_box, base.dtype),
+        pres_in = tf.concat([base, tf.cast(depth_out[..., 2:], base.dtype), tf.cast(latent_box, base.dtype),
                              tf.cast(z_what, base.dtype), tf.cast(z_depth, base.dtype)], -1)
         pres_logits = tf.clip_by_value(tf.cast(self.pres_net(pres_in), tf.float32), -LOGIT_CLIP, LOGIT_CLIP)
         pres_logits = training_wheels(pres_logits, wheels)
@@ -157,7 +160,7 @@ class SPAIRCellEncoder(keras.layers.Layer):
         outputs = dict(where_mean=where_mean, where_std=where_std, where_logits=where_logits, boxes=boxes,
                        what_mean=what_mean, what_std=what_std, z_what=z_what, depth_mean=depth_mean,
                        depth_std=depth_std, z_depth=z_depth, pres_logits=pres_logits, z_pres=z_pres)
-        latent = tf.concat([latent_box, z_what, z_depth, z_pres], -1)  # [B, L]
+        latent = tf.concat([latent_box, z_what, z_depth, z_pres], -1)  # [B, (N,) L]
         return outputs, latent
 
     def call(self, images, features, noise, hard_pres, temperature, wheels):
@@ -165,6 +168,13 @@ class SPAIRCellEncoder(keras.layers.Layer):
         shape = tf.shape(features)
         batch, grid_h, grid_w = shape[0], shape[1], shape[2]
         num_cells = grid_h * grid_w
+        if not self.lateral_context:
+            # Cells that do not see each other: all at once, the cells an axis of every op.
+            cells = tf.range(num_cells)
+            flat = tf.reshape(features, tf.stack([batch, num_cells, features.shape[-1]]))  # [B, N, F]
+            outputs, _ = self._cell(images, flat, None, noise, cells // grid_w, cells % grid_w, hard_pres,
+                                    temperature, wheels)
+            return outputs  # dict of [B, N, ...]
         # Latents of processed cells on a grid padded by one row above and one column each side, so
         # every neighbour index is valid; unprocessed and out-of-grid entries hold the edge latent.
         grid = tf.tile(self._edge_latent()[None, None, None], [grid_h + 1, grid_w + 2, batch, 1])  # [h+1, w+2, B, L]

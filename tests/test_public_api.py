@@ -30,6 +30,17 @@ def test_the_issue_s_names_are_public():
     assert sorted(tfobj.__all__) == tfobj.__all__
 
 
+def test_every_module_that_registers_keras_objects_is_imported_by_tfobj():
+    """A `.keras` file loads only if `import tfobj` imported the module that registered its classes."""
+    from pathlib import Path
+
+    package = Path(tfobj.__file__).parent
+    registering = sorted("tfobj." + ".".join(path.relative_to(package).with_suffix("").parts)
+                         for path in package.rglob("*.py")
+                         if "@keras.saving.register_keras_serializable" in path.read_text())
+    assert registering == sorted(tfobj._KERAS_MODULES)
+
+
 def test_models_and_layers_are_registered_with_keras():
     for name in ("SPAIR", "SPAIRCellEncoder", "ObjectDecoder", "MLP", "PaddedConvBackbone", "Glimpse",
                  "RenderSprites", "ConnComp", "AdamWithGradientNoise"):

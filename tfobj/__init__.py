@@ -1,8 +1,8 @@
 """tfobj: unsupervised object-centric vision models and baselines in TensorFlow 2 / Keras 3.
 
 The public names are listed once, in `_PUBLIC` (name -> module); `tests/test_public_api.py` imports every
-one. With Keras 3 (the primary stack) importing tfobj imports the modules behind them, which registers every
-tfobj layer and model with Keras, so `keras.models.load_model("model.keras")` works after `import tfobj`.
+one. With Keras 3 (the primary stack) importing tfobj imports the modules behind them and every module that
+registers Keras objects (`_KERAS_MODULES`), which registers every tfobj layer and model with Keras, so `keras.models.load_model("model.keras")` works after `import tfobj`.
 On the TF 2.15 compatibility stack (Keras 2) only `tfobj.ops` is usable, and names resolve on first use.
 """
 import importlib
@@ -18,6 +18,8 @@ __version__ = "0.1.0"
 _PUBLIC = {
     "ConnComp": "tfobj.models.baselines.conncomp",
     "ConnCompTracker": "tfobj.models.baselines.conncomp",
+    "ConvVAE": "tfobj.models.baselines.conv_vae",
+    "ConvVAEConfig": "tfobj.models.baselines.conv_vae",
     "SPAIR": "tfobj.models.spair.spair",
     "SPAIRConfig": "tfobj.models.spair.spair_config",
     "TrainConfig": "tfobj.training.train_config",
@@ -38,6 +40,16 @@ _PUBLIC = {
 
 __all__ = sorted(_PUBLIC)
 
+# Every module that registers Keras layers or models (`keras.saving.register_keras_serializable`), so that after
+# `import tfobj` any saved `.keras` file of a tfobj model loads; tests/test_public_api.py checks the list is whole.
+_KERAS_MODULES = (
+    "tfobj.layers.glimpse", "tfobj.layers.mlp", "tfobj.layers.padded_conv_backbone", "tfobj.layers.residual_block",
+    "tfobj.models.baselines.conncomp", "tfobj.models.baselines.conv_vae", "tfobj.models.lavae.lavae_layers",
+    "tfobj.models.silot.silot_layers", "tfobj.models.spair.spair", "tfobj.models.spair.spair_layers",
+    "tfobj.models.tusk.tusk_decoders", "tfobj.models.tusk.tusk_layers", "tfobj.rendering.render_sprites",
+    "tfobj.training.optimizers",
+)
+
 
 def __getattr__(name):
     if name in _PUBLIC:
@@ -54,5 +66,5 @@ def _keras_major() -> int:
 
 
 if _keras_major() >= 3:
-    for _module in sorted(set(_PUBLIC.values())):
+    for _module in sorted(set(_PUBLIC.values()) | set(_KERAS_MODULES)):
         importlib.import_module(_module)

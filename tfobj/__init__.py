@@ -20,6 +20,8 @@ _PUBLIC = {
     "ConnCompTracker": "tfobj.models.baselines.conncomp",
     "ConvVAE": "tfobj.models.baselines.conv_vae",
     "ConvVAEConfig": "tfobj.models.baselines.conv_vae",
+    "LAVAE": "tfobj.models.lavae.lavae",
+    "LAVAEConfig": "tfobj.models.lavae.lavae_config",
     "SPAIR": "tfobj.models.spair.spair",
     "SPAIRConfig": "tfobj.models.spair.spair_config",
     "TrainConfig": "tfobj.training.train_config",
@@ -44,8 +46,8 @@ __all__ = sorted(_PUBLIC)
 # `import tfobj` any saved `.keras` file of a tfobj model loads; tests/test_public_api.py checks the list is whole.
 _KERAS_MODULES = (
     "tfobj.layers.glimpse", "tfobj.layers.mlp", "tfobj.layers.padded_conv_backbone", "tfobj.layers.residual_block",
-    "tfobj.models.baselines.conncomp", "tfobj.models.baselines.conv_vae", "tfobj.models.lavae.lavae_layers",
-    "tfobj.models.silot.silot_layers", "tfobj.models.spair.spair", "tfobj.models.spair.spair_layers",
+    "tfobj.models.baselines.conncomp", "tfobj.models.baselines.conv_vae", "tfobj.models.lavae.lavae", "tfobj.models.lavae.lavae_layers",
+    "tfobj.models.silot.silot_cells", "tfobj.models.silot.silot_layers", "tfobj.models.spair.spair", "tfobj.models.spair.spair_layers",
     "tfobj.models.tusk.tusk_decoders", "tfobj.models.tusk.tusk_layers", "tfobj.rendering.render_sprites",
     "tfobj.training.optimizers",
 )

@@ -76,3 +76,25 @@ def test_config_round_trips():
         PropagationAttention, {"object_hidden": (5,), "spatial_hidden": (4, 3), "output_size": 2, "std": 0.2,
                                "attention": False}, np.ones((1, 3, 4), np.float32), {"positions": np.zeros((1, 3, 2),
                                                                                                              np.float32)})
+
+
+def test_presence_weights_each_object_s_term():
+    """With `presence`, object k's term is weighted by z_pres_k (the numpy loops above, times z_pres): an absent
+    object adds nothing, in discovery (B.1) and in propagation (B.2)."""
+    rng = np.random.default_rng(2)
+    objects = rng.normal(size=(1, 3, 4)).astype(np.float32)
+    positions = rng.uniform(0, 0.3, size=(1, 3, 2)).astype(np.float32)
+    presence = np.array([[1.0, 0.0, 0.4]], np.float32)
+    layer = PropagationAttention(object_hidden=(5,), spatial_hidden=(6,), output_size=3, std=0.1)
+    got = layer(objects, positions, presence=presence).numpy()
+    for target in range(3):
+        own = mlp_numpy(layer.object_mlp, np.concatenate([objects[0, target], positions[0, target]]))
+        expected = own + sum(presence[0, k] * gauss(positions[0, k] - positions[0, target], 0.1) * mlp_numpy(
+            layer.spatial_mlp, np.concatenate([objects[0, k], positions[0, k] - positions[0, target], own]))
+            for k in range(3))
+        np.testing.assert_allclose(got[0, target], expected, rtol=2e-4, atol=1e-4)
+    disc = DiscoveryAttention(hidden=(5,), output_size=3, std=0.1, cell_size=0.25)
+    with_absent = disc(objects, positions, grid_shape=(2, 2), presence=presence).numpy()
+    without = disc(objects[:, [0, 2]], positions[:, [0, 2]], grid_shape=(2, 2), presence=presence[:, [0, 2]]).numpy()
+    np.testing.assert_allclose(with_absent, without, rtol=1e-6, atol=1e-7)
+    assert not np.allclose(disc(objects, positions, grid_shape=(2, 2)).numpy(), with_absent, atol=1e-4)

@@ -3,6 +3,7 @@ import math
 
 import numpy as np
 import pytest
+import tensorflow as tf
 
 from tfobj.models.silot.silot_config import SILOTConfig
 from tfobj.models.silot.silot_math import (
@@ -87,3 +88,74 @@ def test_config_defaults_are_table_1_and_bad_values_are_refused():
         SILOTConfig(discovery_dropout=1.0)
     with pytest.raises(ValueError, match="renderer must be one of"):
         SILOTConfig(renderer="softmax")
+
+
+def test_gated_what_is_sqair_s_update():
+    """The gated what posterior (original code's SQAIRPropagationLayer), element by element in plain Python."""
+    from tfobj.models.silot.silot_math import gated_what
+
+    rng = np.random.default_rng(3)
+    a = 5
+    previous, in_mean, temp_mean = (rng.normal(size=(2, a)) for _ in range(3))
+    in_std, temp_std = rng.uniform(0.1, 2, (2, a)), rng.uniform(0.1, 2, (2, a))
+    gate_logits = rng.normal(size=(2, 3 * a)) * 3
+    mean, std, gates = gated_what(previous, in_mean, in_std, temp_mean, temp_std, gate_logits)
+    for b in range(2):
+        for j in range(a):
+            f, i, t = (0.9999 / (1 + math.exp(-(gate_logits[b, g * a + j] + 1))) for g in range(3))
+            expected_mean = f * previous[b, j] + (1 - i) * in_mean[b, j] + (1 - t) * temp_mean[b, j]
+            expected_std = (1 - i) * in_std[b, j] + (1 - t) * temp_std[b, j]
+            assert mean.numpy()[b, j] == pytest.approx(expected_mean, rel=1e-12)
+            assert std.numpy()[b, j] == pytest.approx(expected_std, rel=1e-12)
+            assert gates.numpy()[b, j] == pytest.approx(f, rel=1e-12)
+
+
+def test_propagation_kl_against_tfp_and_table1():
+    import tensorflow_probability as tfp
+
+    from tfobj.models.silot.silot_math import propagation_kl, static_propagation_prior
+
+    c = SILOTConfig()
+    prior = static_propagation_prior(c.propagation_prior_yx, c.propagation_prior_hw, c.propagation_prior_what,
+                                     c.propagation_prior_depth)
+    # Table 1, propagation: z̃^{h,w} ~ N(0, 0.3), z̃^{y,x} ~ N(0, 0.3), z̃^what ~ N(0, 0.4), z̃^depth ~ N(0, 1).
+    np.testing.assert_allclose(prior["where_mean"].numpy(), [0, 0, 0, 0])
+    np.testing.assert_allclose(prior["where_std"].numpy(), [0.3, 0.3, 0.3, 0.3])
+    assert (float(prior["what_mean"]), float(prior["what_std"])) == (0.0, pytest.approx(0.4))
+    assert (float(prior["depth_mean"]), float(prior["depth_std"])) == (0.0, 1.0)
+    rng = np.random.default_rng(4)
+    f32 = lambda *shape: rng.normal(size=shape).astype(np.float32)  # noqa: E731
+    std = lambda *shape: rng.uniform(0.2, 2, shape).astype(np.float32)  # noqa: E731
+    posterior = dict(where_mean=f32(2, 3, 4), where_std=std(2, 3, 4), size_logit_mean=f32(2, 3, 2),
+                     what_mean=f32(2, 3, 5), what_std=std(2, 3, 5), depth_mean=f32(2, 3, 1), depth_std=std(2, 3, 1))
+    tfd = tfp.distributions
+
+    def kl(mean, scale, prior_mean, prior_std):
+        return tfd.Normal(mean, scale).kl_divergence(tfd.Normal(prior_mean, prior_std)).numpy().sum(-1)
+
+    got = propagation_kl(posterior, prior)
+    np.testing.assert_allclose(got["where"], kl(posterior["where_mean"], posterior["where_std"], 0.0, 0.3), rtol=1e-5)
+    np.testing.assert_allclose(got["what"], kl(posterior["what_mean"], posterior["what_std"], 0.0, 0.4), rtol=1e-5)
+    np.testing.assert_allclose(got["depth"], kl(posterior["depth_mean"], posterior["depth_std"], 0.0, 1.0), rtol=1e-5)
+    # The original code's h/w prior: N(−2.197, 0.5) on the new size's logit.
+    original = static_propagation_prior((0.0, 0.3), (-2.197, 0.5), (0.0, 0.4), (0.0, 1.0))
+    got = propagation_kl(posterior, original, size_prior="absolute")
+    expected = (kl(posterior["where_mean"][..., :2], posterior["where_std"][..., :2], 0.0, 0.3)
+                + kl(posterior["size_logit_mean"], posterior["where_std"][..., 2:], -2.197, 0.5))
+    np.testing.assert_allclose(got["where"], expected, rtol=1e-5)
+    with pytest.raises(ValueError, match="size_prior must be"):
+        propagation_kl(posterior, prior, size_prior="logit")
+
+
+def test_boxes_and_positions():
+    """Anchor units: an object at (y, x) = (0.5, 0.25) anchors of size (0.5, 0.25) in a 48 x 96 image has its
+    centre at pixel (24, 12) and is 24 x 12 pixels."""
+    from tfobj.models.silot.silot_math import glimpse_box, object_boxes, object_positions
+
+    boxes = object_boxes(tf.constant([[0.5, 0.25]]), tf.constant([[0.5, 0.25]]), (48, 96), (48.0, 48.0))
+    np.testing.assert_allclose(boxes.numpy(), [[12 / 48, 6 / 96, 36 / 48, 18 / 96]], rtol=1e-6)
+    np.testing.assert_allclose(object_positions(boxes, (48, 96), (48.0, 48.0)).numpy(), [[0.5, 0.25]], rtol=1e-6)
+    position, size = glimpse_box(tf.constant([[0.5, 0.25]]), tf.constant([[0.5, 0.25]]),
+                                 tf.constant([[1.0, -2.0, 0.5, 3.0]]))
+    np.testing.assert_allclose(position.numpy(), [[0.6, 0.05]], rtol=1e-6)
+    np.testing.assert_allclose(size.numpy(), [[0.55, 0.55]], rtol=1e-6)

@@ -34,10 +34,17 @@ class SILOTConfig:
     backbone_filters: int = 128  # every conv of d_bu: (k4, s3), (k4, s2), (k4, s2), then three 1x1
     backbone_features: int = 128  # the last 1x1 conv (no non-linearity)
     discovery_dropout: float = 0.5  # p_dd: probability of dropping a frame's discovered objects in training
+    passthrough_features: int = 64  # features each discovery head passes to the next (original code:
+    # n_passthrough_features = 64, e2crawfo/silot aaai_2020 run.py)
 
     # --- Spatial attention (B; Table 1) ---
     attention_std: float = 0.1  # σ of the Gaussian kernel, in anchor-normalised units (original code: pixels / 48)
     propagation_attention: bool = True  # B.2 on (the seed); original code: off for Scattered MNIST
+    attention_features: int = 64  # D, the output of d_spatial, p_id and p_spatial (original code: n_hidden = 64)
+    # Weight each object's attention term by its z_pres, so an absent object (z_pres = 0: the empty slots of the
+    # first frame, objects that faded) influences no other. Not in B's formulas nor in the original code, whose
+    # empty slots sit at (0, 0) and still add their term; False = B's sums as written (docs/silot.md).
+    attention_presence_weighted: bool = True
 
     # --- Component networks (Table 2: FC([N, N]) = two hidden ReLU layers and a linear output) ---
     discovery_spatial_hidden: tuple[int, int] = (64, 64)  # d_spatial
@@ -68,6 +75,13 @@ class SILOTConfig:
     propagation_prior_yx: tuple[float, float] = (0.0, 0.3)
     propagation_prior_what: tuple[float, float] = (0.0, 0.4)
     propagation_prior_depth: tuple[float, float] = (0.0, 1.0)
+    # Where the h/w prior applies: "update" (Table 1: on z̃^h, z̃^w) or "absolute" (original code: on the new
+    # size's logit, with propagation_prior_hw = (-2.197, 0.5); e2crawfo/silot aaai_2020 propagation.py).
+    propagation_size_prior: Literal["update", "absolute"] = "update"
+    # The what update: "gated" (A.1 defers to the code: SQAIR's gated mix of the old value, a glimpse-only
+    # prediction and a temporal one; original code use_sqair_prop=True) or "additive" (o^what + z̃^what with one
+    # head p_what, the original's ObjectPropagationLayer).
+    what_update: Literal["gated", "additive"] = "gated"
 
     # --- z_pres prior (E.1: "a very similar approach to SPAIR"; constants as SPAIR's original code) ---
     count_prior_start: float = 1e6
@@ -97,6 +111,7 @@ class SILOTConfig:
         if not self.box_bounds[0] < self.box_bounds[1]:
             raise ValueError(f"box_bounds must be (min, max) with min < max; got {self.box_bounds}")
         for name in ("num_objects", "num_what", "hidden_size", "backbone_filters", "backbone_features",
+                     "passthrough_features", "attention_features",
                      "curriculum_start_frames", "curriculum_step_frames", "curriculum_steps", "patience", "max_stops"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be positive; got {getattr(self, name)}")

@@ -20,7 +20,9 @@ class DiscoveryAttention(keras.layers.Layer):
 
         v_ij = Σ_k G(y′_ijk, x′_ijk, σ) · d_spatial(o_k^{∖yx}, y′_ijk, x′_ijk),   (y′, x′) = (o_k^y, o_k^x) − centre_ij
 
-    with G the density of N(0, σ²I₂) and centre_ij = ((i + 0.5)·c_h, (j + 0.5)·c_w) in anchor units.
+    with G the density of N(0, σ²I₂) and centre_ij = ((i + 0.5)·c_h, (j + 0.5)·c_w) in anchor units. Given
+    `presence`, each object's term is weighted by its z_pres (an absent object, z_pres = 0, adds nothing;
+    docs/silot.md).
 
     Args:
         hidden: hidden units of d_spatial (Table 2: (64, 64)).
@@ -33,6 +35,7 @@ class DiscoveryAttention(keras.layers.Layer):
         objects: float `[B, K, F]`, the propagated objects' attributes but y, x.
         positions: float `[B, K, 2]`, their (y, x).
         grid_shape: `(h, w)`, the discovery grid (ints or scalar int tensors; a keyword argument).
+        presence: optional float `[B, K]`, the objects' z_pres, weighting their terms (None: the seed's sum).
 
     Returns:
         float `[B, h, w, D]`.
@@ -46,7 +49,7 @@ class DiscoveryAttention(keras.layers.Layer):
     def build(self, objects_shape, positions_shape=None):
         self.mlp.build((None, objects_shape[-1] + 2))
 
-    def call(self, objects, positions, grid_shape):
+    def call(self, objects, positions, grid_shape, presence=None):
         height, width = grid_shape
         rows = (tf.cast(tf.range(height), positions.dtype) + 0.5) * self.cell_size  # [h]
         cols = (tf.cast(tf.range(width), positions.dtype) + 0.5) * self.cell_size  # [w]
@@ -55,7 +58,10 @@ class DiscoveryAttention(keras.layers.Layer):
         shape = tf.shape(relative)
         features = tf.broadcast_to(objects[:, None, None], tf.concat([shape[:4], tf.shape(objects)[-1:]], 0))
         values = self.mlp(tf.concat([features, tf.cast(relative, features.dtype)], axis=-1))  # [B, h, w, K, D]
-        weights = tf.cast(gaussian_weight(relative, self.std), values.dtype)[..., None]  # [B, h, w, K, 1]
+        weights = gaussian_weight(relative, self.std)  # [B, h, w, K]
+        if presence is not None:
+            weights = weights * tf.cast(presence, weights.dtype)[:, None, None, :]
+        weights = tf.cast(weights, values.dtype)[..., None]  # [B, h, w, K, 1]
         return tf.reduce_sum(weights * values, axis=3)  # [B, h, w, D]
 
     def get_config(self):
@@ -71,6 +77,7 @@ class PropagationAttention(keras.layers.Layer):
 
     with (y′, x′)_ℓk = (o_k^y, o_k^x) − (o_ℓ^y, o_ℓ^x), the sum over every object k (ℓ itself included, as the
     supplement writes it). With `attention=False` (the original code's setting for Scattered MNIST) u_ℓ = u′_ℓ.
+    Given `presence`, each object k's term is weighted by its z_pres (an absent object adds nothing).
 
     Args:
         object_hidden: hidden units of p_td (Table 2's p_id: (64, 64)).
@@ -83,6 +90,7 @@ class PropagationAttention(keras.layers.Layer):
     Call arguments:
         objects: float `[B, K, F]`, every attribute but y, x (with the hidden state).
         positions: float `[B, K, 2]`, (y, x).
+        presence: optional float `[B, K]`, z_pres, weighting object k's term (None: the seed's sum).
 
     Returns:
         float `[B, K, D]`.
@@ -94,14 +102,16 @@ class PropagationAttention(keras.layers.Layer):
         self.object_hidden, self.spatial_hidden = tuple(object_hidden), tuple(spatial_hidden)
         self.output_size, self.std, self.attention = output_size, std, attention
         self.object_mlp = MLP(object_hidden, output_size, dtype=self.dtype_policy, name="object")
-        self.spatial_mlp = MLP(spatial_hidden, output_size, dtype=self.dtype_policy, name="spatial")
+        if attention:  # without the term, no p_spatial (no weights that nothing uses)
+            self.spatial_mlp = MLP(spatial_hidden, output_size, dtype=self.dtype_policy, name="spatial")
 
     def build(self, objects_shape, positions_shape=None):
         features = objects_shape[-1]
         self.object_mlp.build((None, features + 2))
-        self.spatial_mlp.build((None, features + 2 + self.output_size))
+        if self.attention:
+            self.spatial_mlp.build((None, features + 2 + self.output_size))
 
-    def call(self, objects, positions):
+    def call(self, objects, positions, presence=None):
         own = self.object_mlp(tf.concat([objects, tf.cast(positions, objects.dtype)], axis=-1))  # u′ [B, K, D]
         if not self.attention:
             return own
@@ -110,7 +120,10 @@ class PropagationAttention(keras.layers.Layer):
         others = tf.repeat(objects[:, None], num, axis=1)  # [B, ℓ, k, F]: o_k
         targets = tf.repeat(own[:, :, None], num, axis=2)  # [B, ℓ, k, D]: u′_ℓ
         values = self.spatial_mlp(tf.concat([others, tf.cast(relative, objects.dtype), targets], axis=-1))
-        weights = tf.cast(gaussian_weight(relative, self.std), values.dtype)[..., None]  # [B, ℓ, k, 1]
+        weights = gaussian_weight(relative, self.std)  # [B, ℓ, k]
+        if presence is not None:
+            weights = weights * tf.cast(presence, weights.dtype)[:, None, :]
+        weights = tf.cast(weights, values.dtype)[..., None]  # [B, ℓ, k, 1]
         return own + tf.reduce_sum(weights * values, axis=2)  # [B, K, D]
 
     def get_config(self):

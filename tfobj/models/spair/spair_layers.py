@@ -46,6 +46,11 @@ class SPAIRCellEncoder(keras.layers.Layer):
         anchor_size: (a_h, a_w) pixels, the largest box.
         box_bounds: (b_min, b_max), the range of a box centre within its cell, in cells.
         lateral_context: condition each cell on its processed neighbours.
+        what_hidden: None (SPAIR: the object encoder outputs z_what's mean and std), or the hidden units of a
+            separate z_what head (SILOT's d_what, supplement Table 2; e2crawfo/auto_yolo aaai_2020
+            `ConvGridObjectLayer`): the object encoder then outputs A glimpse features, and the head maps
+            [cell features, box passthrough, glimpse features, latent box] to z_what's mean and std and the
+            passthrough features the depth net receives.
         **kwargs: passed to `keras.layers.Layer`.
 
     Call arguments:
@@ -66,7 +71,7 @@ class SPAIRCellEncoder(keras.layers.Layer):
 
     def __init__(self, num_what=50, cell_hidden=(100, 100), passthrough_features=100, encoder_hidden=(512, 256),
                  object_size=(14, 14), cell_size=12, anchor_size=(48.0, 48.0), box_bounds=(-0.5, 1.5),
-                 lateral_context=True, **kwargs):
+                 lateral_context=True, what_hidden=None, **kwargs):
         # Inputs keep their dtypes (noise, temperature and the posterior math are float32); only the
         # MLPs compute in the layer's compute dtype under a mixed-precision policy.
         kwargs.setdefault("autocast", False)
@@ -76,9 +81,14 @@ class SPAIRCellEncoder(keras.layers.Layer):
         self.object_size, self.cell_size = tuple(object_size), cell_size
         self.anchor_size, self.box_bounds = tuple(anchor_size), tuple(box_bounds)
         self.lateral_context = lateral_context
+        self.what_hidden = None if what_hidden is None else tuple(what_hidden)
         self.latent_size = 4 + num_what + 2
         self.box_net = MLP(cell_hidden, 8 + passthrough_features, dtype=self.dtype_policy, name="box_net")
-        self.object_encoder = MLP(encoder_hidden, 2 * num_what, dtype=self.dtype_policy, name="object_encoder")
+        encoded = 2 * num_what if self.what_hidden is None else num_what
+        self.object_encoder = MLP(encoder_hidden, encoded, dtype=self.dtype_policy, name="object_encoder")
+        if self.what_hidden is not None:
+            self.what_net = MLP(self.what_hidden, 2 * num_what + passthrough_features, dtype=self.dtype_policy,
+                                name="what_net")
         self.depth_net = MLP(cell_hidden, 2 + passthrough_features, dtype=self.dtype_policy, name="depth_net")
         self.pres_net = MLP(cell_hidden, 1, dtype=self.dtype_policy, name="pres_net")
 
@@ -88,6 +98,8 @@ class SPAIRCellEncoder(keras.layers.Layer):
                       passthrough_features=self.passthrough_features, encoder_hidden=self.encoder_hidden,
                       object_size=self.object_size, cell_size=self.cell_size, anchor_size=self.anchor_size,
                       box_bounds=self.box_bounds, lateral_context=self.lateral_context)
+        if self.what_hidden is not None:  # absent for SPAIR, so SPAIR configs stay as they were
+            config.update(what_hidden=self.what_hidden)
         return config
 
     def build(self, images_shape, features_shape):
@@ -96,6 +108,8 @@ class SPAIRCellEncoder(keras.layers.Layer):
         base = num_features + context
         self.box_net.build((None, base))
         self.object_encoder.build((None, self.object_size[0] * self.object_size[1] * images_shape[-1]))
+        if self.what_hidden is not None:
+            self.what_net.build((None, base + self.passthrough_features + self.num_what + 4))
         self.depth_net.build((None, base + self.passthrough_features + 4 + self.num_what))
         self.pres_net.build((None, base + self.passthrough_features + 4 + self.num_what + 1))
         self.edge = self.add_weight(name="edge", shape=(self.latent_size,), initializer="zeros")
@@ -138,11 +152,18 @@ class SPAIRCellEncoder(keras.layers.Layer):
         object_boxes = tf.reshape(boxes, [shape[0], -1, 4])  # [B, 1 or N, 4]
         glimpse = extract_glimpses(images, object_boxes, self.object_size)  # [B, 1 or N, h_obj, w_obj, C]
         glimpse = tf.reshape(glimpse, tf.concat([tf.shape(boxes)[:-1], [-1]], 0))  # [B, (N,) h_obj·w_obj·C]
-        what_out = tf.cast(self.object_encoder(glimpse), tf.float32)
-        what_mean, what_std = what_out[..., : self.num_what], positive_std(what_out[..., self.num_what :])
+        passthrough = tf.cast(box_out[..., 8:], base.dtype)
+        what_out = self.object_encoder(glimpse)
+        if self.what_hidden is not None:  # SILOT's d_obj then d_what (the encoder's output: glimpse features)
+            what_in = tf.concat([base, passthrough, tf.cast(what_out, base.dtype), tf.cast(latent_box, base.dtype)],
+                                -1)
+            what_out = self.what_net(what_in)
+            passthrough = tf.cast(what_out[..., 2 * self.num_what :], base.dtype)
+        what_out = tf.cast(what_out, tf.float32)
+        what_mean = what_out[..., : self.num_what]
+        what_std = positive_std(what_out[..., self.num_what : 2 * self.num_what])
         z_what = what_mean + what_std * noise["what"]
 
-        passthrough = tf.cast(box_out[..., 8:], base.dtype)
         depth_in = tf.concat([base, passthrough, tf.cast(latent_box, base.dtype), tf.cast(z_what, base.dtype)], -1)
         depth_out = tf.cast(self.depth_net(depth_in), tf.float32)
         depth_mean = training_wheels(depth_out[..., :1], wheels)

@@ -24,6 +24,8 @@ _PUBLIC = {
     "LAVAEConfig": "tfobj.models.lavae.lavae_config",
     "SPAIR": "tfobj.models.spair.spair",
     "SPAIRConfig": "tfobj.models.spair.spair_config",
+    "TUSK": "tfobj.models.tusk.tusk",
+    "TUSKConfig": "tfobj.models.tusk.tusk_config",
     "TrainConfig": "tfobj.training.train_config",
     "connected_components": "tfobj.ops.connected_components",
     "count_prior_kl": "tfobj.models.spair.count_prior",
@@ -48,7 +50,7 @@ _KERAS_MODULES = (
     "tfobj.layers.glimpse", "tfobj.layers.mlp", "tfobj.layers.padded_conv_backbone", "tfobj.layers.residual_block",
     "tfobj.models.baselines.conncomp", "tfobj.models.baselines.conv_vae", "tfobj.models.lavae.lavae", "tfobj.models.lavae.lavae_layers",
     "tfobj.models.silot.silot_cells", "tfobj.models.silot.silot_layers", "tfobj.models.spair.spair", "tfobj.models.spair.spair_layers",
-    "tfobj.models.tusk.tusk_decoders", "tfobj.models.tusk.tusk_layers", "tfobj.rendering.render_sprites",
+    "tfobj.models.tusk.tusk", "tfobj.models.tusk.tusk_decoders", "tfobj.models.tusk.tusk_layers", "tfobj.rendering.render_sprites",
     "tfobj.training.optimizers",
 )
 

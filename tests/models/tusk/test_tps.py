@@ -337,3 +337,16 @@ def test_equivariance_loss_rejects_a_grid_not_on_the_padded_canvas():
         equivariance_loss(maps, np.zeros((1, 10, 8), np.float32), np.zeros((1, 14, 14, 2), np.float32))
     with pytest.raises(ValueError, match="padding"):
         equivariance_loss(maps, maps, np.zeros((1, 14, 14, 2), np.float32), padding="edge")
+
+
+def test_random_parameters_take_a_run_time_batch_size():
+    """A batch size known only at run time (a scalar tensor in a traced step) draws the python-int batch's
+    parameters for the same seed."""
+    draw = tf.function(lambda batch: random_tps_params(batch, 4, **TPS_PRESETS["mnist"]),
+                       input_signature=[tf.TensorSpec([], tf.int32)])
+    expected = random_tps_params(3, 4, **TPS_PRESETS["mnist"])
+    got = draw(tf.constant(3))
+    for key, value in expected.items():
+        np.testing.assert_allclose(got[key].numpy(), value.numpy(), atol=1e-6, err_msg=key)
+    with pytest.raises(ValueError, match="batch must be >= 1"):
+        random_tps_params(tf.constant(0), 4)

@@ -484,3 +484,22 @@ def test_upsample_matches_interpolation_matrices(align_corners):
     np.testing.assert_allclose(got, expected, atol=1e-5)
     other = upsample_bilinear(x, not align_corners).numpy()
     assert np.max(np.abs(other - got)) > 0.05  # the two conventions differ
+
+
+def test_sample_counts_and_prototypes_take_a_run_time_count():
+    """Inside a training step whose batch size is only known at run time, N = B·K is a scalar tensor: the
+    counts follow the same rule and the samples are those of the python-int call with the same seed."""
+    ratios = tf.constant([0.25, 0.35, 0.4])
+    prototypes = tf.constant(np.random.default_rng(3).normal(size=(3, 4)), tf.float32)
+    counts = tf.function(lambda n: sample_counts(ratios, n),
+                         input_signature=[tf.TensorSpec([], tf.int32)]).get_concrete_function()
+    for n in (1, 7, 10):
+        np.testing.assert_array_equal(counts(tf.constant(n)).numpy(), counts_rule(ratios.numpy(), n))
+    samples = tf.function(lambda n: sample_prototypes(prototypes, ratios, n, seed=5),
+                          input_signature=[tf.TensorSpec([], tf.int32)])
+    np.testing.assert_allclose(samples(tf.constant(9)).numpy(), sample_prototypes(prototypes, ratios, 9, 5).numpy(),
+                               atol=1e-6)
+    with pytest.raises(ValueError, match="num_samples must be >= 1"):
+        sample_counts(ratios, tf.constant(0))
+    with pytest.raises(ValueError, match="num_samples must be a python int >= 1 or a scalar integer tensor"):
+        sample_counts(ratios, tf.constant([3]))

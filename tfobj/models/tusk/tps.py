@@ -72,6 +72,7 @@ import numpy as np
 import tensorflow as tf
 
 from tfobj.models.tusk.sliced_wasserstein import _stateless_seed
+from tfobj.models.tusk.tusk_math import positive_count
 
 __all__ = [
     "CONTROL_POINTS",
@@ -127,7 +128,7 @@ def random_tps_params(batch: int, seed, scale=0.9, scale_var=0.05, tps_var=0.05,
     `random_tps_params(B, seed, **TPS_PRESETS["mnist"])`.
 
     Args:
-        batch: python int B >= 1.
+        batch: B >= 1, a python int or a scalar integer tensor (a batch size only known at run time).
         seed: python int, or an integer tensor of shape [] or [2] (e.g. `[seed, step]`), for TensorFlow's stateless
             RNG: the same parameters for the same seed, eagerly and in a `tf.function`.
         scale: the mean scale (`scal`), > 0.
@@ -148,8 +149,7 @@ def random_tps_params(batch: int, seed, scale=0.9, scale_var=0.05, tps_var=0.05,
         ValueError: if `batch` is not a positive int, `scale` is not positive, a `*_var` is negative, or `seed`
             is not an int or an integer `[]`/`[2]` tensor.
     """
-    if isinstance(batch, bool) or not isinstance(batch, numbers.Integral) or batch < 1:
-        raise ValueError(f"batch must be a python int >= 1; got {batch!r}")
+    batch = positive_count("batch", batch)
     _check_real("scale", scale, positive=True)
     for name, value in (("scale_var", scale_var), ("tps_var", tps_var), ("offset_var", offset_var),
                         ("rotation_var", rotation_var)):

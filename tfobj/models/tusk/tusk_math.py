@@ -381,7 +381,8 @@ def sample_counts(ratios, num_samples: int) -> tf.Tensor:
 
     Args:
         ratios: float `[M]` π, non-negative, summing to 1 (e.g. `mixing_ratios`).
-        num_samples: python int N >= 1 (TUSK: B·K, the number of descriptors).
+        num_samples: N >= 1, a python int or a scalar integer tensor (TUSK: B·K, the number of descriptors; a
+            tensor inside a training step whose batch size is only known at run time).
 
     Returns:
         int32 `[M]`, non-negative, summing to N.
@@ -390,8 +391,7 @@ def sample_counts(ratios, num_samples: int) -> tf.Tensor:
         ValueError: if `num_samples` is not a positive int, `ratios` is not a float `[M]` tensor with M >= 1,
             or (when its values are known) has a negative entry or does not sum to 1 within 1e-3.
     """
-    if isinstance(num_samples, bool) or not isinstance(num_samples, numbers.Integral) or num_samples < 1:
-        raise ValueError(f"num_samples must be a python int >= 1; got {num_samples!r}")
+    num_samples = positive_count("num_samples", num_samples)
     ratios = _as_float("ratios", ratios, 1, "[M]")
     if ratios.shape[0] == 0:
         raise ValueError("ratios must hold at least one prototype (M >= 1); got shape [0]")
@@ -405,9 +405,9 @@ def sample_counts(ratios, num_samples: int) -> tf.Tensor:
         check = tf.debugging.assert_non_negative(ratios, message="ratios must be non-negative")
         with tf.control_dependencies([check]):
             ratios = tf.identity(ratios)
-    floors = tf.cast(tf.floor(tf.cast(ratios, tf.float64) * num_samples), tf.int32)  # [M]
+    floors = tf.cast(tf.floor(tf.cast(ratios, tf.float64) * tf.cast(num_samples, tf.float64)), tf.int32)  # [M]
     ends = tf.minimum(tf.cumsum(floors), num_samples)  # [M], where each prototype's block ends
-    ends = tf.concat([ends[:-1], [num_samples]], axis=0)  # the last block ends at N: the remainder
+    ends = tf.concat([ends[:-1], tf.reshape(num_samples, [1])], axis=0)  # the last block ends at N: the remainder
     starts = tf.concat([[0], ends[:-1]], axis=0)  # [M]
     return ends - starts  # [M]
 
@@ -427,7 +427,7 @@ def sample_prototypes(prototypes, ratios, num_samples: int, seed, variance=4e-4,
     Args:
         prototypes: float `[M, d]` (TUSK: the unit prototypes).
         ratios: float `[M]` mixture weights π (`mixing_ratios`).
-        num_samples: python int N >= 1 (TUSK: B·K).
+        num_samples: N >= 1, a python int or a scalar integer tensor (TUSK: B·K).
         seed: python int, or an integer tensor of shape [] or [2] (e.g. `[seed, step]`), for TensorFlow's
             stateless RNG: the same samples for the same seed, eagerly and in a `tf.function`.
         variance: Σ's diagonal, > 0 (Table 10: 4e-4 for every dataset, the original's noise std 1/50).
@@ -452,7 +452,8 @@ def sample_prototypes(prototypes, ratios, num_samples: int, seed, variance=4e-4,
     prototypes = tf.cast(prototypes, dtype)
     variance = _positive_scalar("variance", variance, dtype)
     components = tf.repeat(tf.range(tf.shape(prototypes)[0]), counts)  # [N], prototype index of every sample
-    components = tf.reshape(components, [num_samples])  # the static N
+    num_samples = positive_count("num_samples", num_samples)
+    components = tf.reshape(components, [num_samples])  # the static N (when it is a python int)
     noise = tf.random.stateless_normal([num_samples, tf.shape(prototypes)[1]], seed=seed, dtype=dtype)  # [N, d]
     samples = tf.gather(prototypes, components) + tf.sqrt(variance) * noise  # [N, d]
     if normalize:
@@ -529,6 +530,34 @@ def _check_depth(descriptors, prototypes) -> None:
             f"descriptors and prototypes must have the same size d; got descriptors {descriptors.shape} and "
             f"prototypes {prototypes.shape}"
         )
+
+
+def positive_count(name: str, value):
+    """A count argument N >= 1: a python int (checked, returned as is) or a scalar integer tensor (returned as
+    int32; a `ValueError` when its value is known and < 1, a run-time assertion in graphs otherwise)."""
+    if isinstance(value, bool):
+        raise ValueError(f"{name} must be a python int >= 1 or a scalar integer tensor; got {value!r}")
+    if isinstance(value, numbers.Integral):
+        if value < 1:
+            raise ValueError(f"{name} must be a python int >= 1 or a scalar integer tensor; got {value!r}")
+        return int(value)
+    if isinstance(value, (float, np.floating)) or not hasattr(value, "dtype"):
+        raise ValueError(f"{name} must be a python int >= 1 or a scalar integer tensor; got {value!r}")
+    value = tf.convert_to_tensor(value)
+    if not value.dtype.is_integer or value.shape.rank != 0:
+        raise ValueError(f"{name} must be a python int >= 1 or a scalar integer tensor; got {value.dtype.name} "
+                         f"{value.shape}")
+    static = tf.get_static_value(value)
+    if static is not None:
+        if static < 1:
+            raise ValueError(f"{name} must be >= 1; got {int(static)}")
+        return int(static)
+    value = tf.cast(value, tf.int32)
+    if not tf.executing_eagerly():
+        check = tf.debugging.assert_positive(value, message=f"{name} must be >= 1")
+        with tf.control_dependencies([check]):
+            value = tf.identity(value)
+    return value
 
 
 def _check_kernel_size(kernel_size) -> None:

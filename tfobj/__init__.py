@@ -22,6 +22,8 @@ _PUBLIC = {
     "ConvVAEConfig": "tfobj.models.baselines.conv_vae",
     "LAVAE": "tfobj.models.lavae.lavae",
     "LAVAEConfig": "tfobj.models.lavae.lavae_config",
+    "SILOT": "tfobj.models.silot.silot",
+    "SILOTConfig": "tfobj.models.silot.silot_config",
     "SPAIR": "tfobj.models.spair.spair",
     "SPAIRConfig": "tfobj.models.spair.spair_config",
     "TUSK": "tfobj.models.tusk.tusk",
@@ -49,7 +51,7 @@ __all__ = sorted(_PUBLIC)
 _KERAS_MODULES = (
     "tfobj.layers.glimpse", "tfobj.layers.mlp", "tfobj.layers.padded_conv_backbone", "tfobj.layers.residual_block",
     "tfobj.models.baselines.conncomp", "tfobj.models.baselines.conv_vae", "tfobj.models.lavae.lavae", "tfobj.models.lavae.lavae_layers",
-    "tfobj.models.silot.silot_cells", "tfobj.models.silot.silot_layers", "tfobj.models.spair.spair", "tfobj.models.spair.spair_layers",
+    "tfobj.models.silot.silot", "tfobj.models.silot.silot_cells", "tfobj.models.silot.silot_layers", "tfobj.models.spair.spair", "tfobj.models.spair.spair_layers",
     "tfobj.models.tusk.tusk", "tfobj.models.tusk.tusk_decoders", "tfobj.models.tusk.tusk_layers", "tfobj.rendering.render_sprites",
     "tfobj.training.optimizers",
 )

@@ -134,6 +134,9 @@ class DiscoveryModule(keras.layers.Layer):
         self.attention.build((None, None, object_size))
         self.fuse.build((None, self.attention_features + self.backbone_features))
         self.cells.build(images_shape, features_shape)
+        # Without lateral context SPAIRCellEncoder's out-of-grid neighbour latent is unused: not trained (so every
+        # trainable weight of SILOT has a gradient), still saved with the others.
+        self.cells.edge.trainable = False
         self.initial_hidden = self.add_weight(name="initial_hidden", shape=(self.hidden_size,), initializer="zeros")
 
     def call(self, images, objects, noise, hard_pres, temperature, wheels):

@@ -96,6 +96,21 @@ class SILOTConfig:
     transparency_offset_scale: tuple[float, float] = (5.0, 0.1)  # (mu^xi, sigma^xi)
     render_temperature: float = 0.25  # lambda
     renderer: Literal["seed", "original"] = "seed"  # seed: softmax e^{gamma/lambda}; original: linear importance
+    # (original code: max(alpha·z_pres·depth / lambda, 0.01), SPAIR's compositing; needs lambda = 0.25, the
+    # factor 4 of tfobj.render_sprites' "original" importance)
+    background: Literal["black", "learn_solid"] = "black"  # original code: black for Scattered MNIST and Shapes;
+    # "learn_solid": a learned colour sigmoid(10·logits), as SPAIR
+
+    # --- The model's choices where the supplement is silent (docs/silot.md) ---
+    learned_prior: bool = True  # section 3.8, G.1: train the learned propagation prior beside the static one
+    # (original code: learn_prior=True); its KL terms are added to the loss
+    # q of z_pres in the count-prior KL: "presence" (the probability that each object is present: o^pres_(t-1)·
+    # sigm(logit) for a propagated object, 0 for a discovered one whose frame was dropped) or "original" (sigm(logit)
+    # of the propagated factor and of every discovered object, dropped or not; auto_yolo aaai_2020 SequentialObjKL).
+    pres_kl: Literal["presence", "original"] = "presence"
+    # How the model iterates over frames when T is static: "python" (unrolled: one graph copy per frame) or
+    # "while" (a tf.while_loop, as always when T is unknown, e.g. the exported SavedModel); docs/silot.md.
+    frame_loop: Literal["python", "while"] = "python"
 
     # --- Curriculum and early stopping (E.1; Table 1) ---
     curriculum_start_frames: int = 2  # training starts on the first 2 frames of each video ...
@@ -123,6 +138,12 @@ class SILOTConfig:
         if not self.stop_lr_divisor >= 1.0:
             raise ValueError(f"stop_lr_divisor must be >= 1; got {self.stop_lr_divisor}")
         check_choices(self)
+        if self.renderer == "original" and self.render_temperature != 0.25:
+            raise ValueError("renderer 'original' is tfobj.render_sprites' original importance, whose depth factor 4 "
+                             f"is 1 / lambda for lambda = 0.25 only; got render_temperature {self.render_temperature}")
+        if self.appearance_offset_scale[0] != 0.0:
+            raise ValueError("appearance_offset_scale: the object decoder (SPAIR's ObjectDecoder) has no appearance "
+                             f"offset; mu^beta must be 0 (Table 1); got {self.appearance_offset_scale}")
 
 
 # SILOT's optimisation (Table 1: Adam 1e-4, batch 16, gradient norm clipped at 10) and evaluation every 5,000

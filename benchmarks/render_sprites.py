@@ -1,6 +1,6 @@
 """Benchmark: tfobj's sparse sprite renderer vs a naive dense one (every object x every pixel).
 
-    python benchmarks/render_sprites.py [--batch 2] [--repeats 15] [--stat median|min] [--xla]
+    python benchmarks/render_sprites.py [--batch 2] [--repeats 15] [--stat median|min] [--xla] [--spair]
 
 Three sweeps, each printing the median time per call (after warm-up) of the forward pass and of
 forward + backward, for the sparse renderer (`tfobj.rendering.render_sprites`) and for the dense
@@ -13,6 +13,10 @@ reference below, with each column's ratio to the sweep's first row and the dense
   (c) box size 7..56 px at 192 x 192 px, K = 16: the sparse renderer grows with the box area (the
       box grown by half a texel, box/28 px, per side); the dense one is constant (it already pays
       for every pixel).
+
+`--spair` runs only (d): SPAIR's scale (batch 32, 48 x 48 px, K = 16, box size 8..40 px), the renderer's two
+methods, "pairs" (the ragged list above) and "dense" (every object at every pixel, two matrix products per
+object; the default where `max_box_size`'s window covers the image), forward + backward, with their ratio.
 
 `--xla` adds the renderer under `tf.function(jit_compile=True)`, where it switches to static pair
 windows (`max_box_size`, here 56 px, the largest box of the sweeps): every object pays for its window
@@ -174,10 +178,16 @@ def main():
     parser.add_argument("--xla", action="store_true", help="also time the renderer under jit_compile=True (static pair windows)")
     parser.add_argument("--stat", choices=["median", "min"], default="median",
                         help="statistic over the timed calls (min is more robust on a loaded machine)")
+    parser.add_argument("--spair", action="store_true", help="only sweep (d): pairs vs dense path at SPAIR's scale")
     args = parser.parse_args()
     global STAT
     STAT = statistics.median if args.stat == "median" else min
 
+    if args.spair:
+        print(f"tf {tf.__version__}, {os.cpu_count()} CPU threads, load average {os.getloadavg()[0]:.1f}; "
+              f"{args.stat} of 3 alternated rounds")
+        spair_scale(args.repeats)
+        return
     sparse_fwd, sparse_grad = make_callables(render_sprites)
     dense_fwd, dense_grad = make_callables(dense_render_sprites)
     methods = {"sparse fwd": sparse_fwd, "sparse fwd+bwd": sparse_grad, "dense fwd": dense_fwd, "dense fwd+bwd": dense_grad}
@@ -200,6 +210,22 @@ def main():
           [(k, (96, k, 14)) for k in (4, 16, 64, 256)], methods, args.batch, args.repeats)
     sweep("(c) box size grows; 192 x 192 image, K = 16", "box px",
           [(b, (192, 16, b)) for b in (7, 14, 28, 56)], methods, args.batch, args.repeats)
+
+
+def spair_scale(repeats, batch=32):
+    """(d) The pair and dense paths at SPAIR's scale, forward + backward, alternated per box size."""
+    paths = {method: make_callables(lambda *a, m=method: render_sprites(*a, method=m))[1] for method in ("pairs", "dense")}
+    print(f"\n(d) SPAIR's scale: batch {batch}, 48 x 48 image, K = 16, forward + backward")
+    print(f"{'box px':>7} {'pairs':>9} {'B*K*H*W':>9} | {'pairs path':>10} | {'dense path':>10} | pairs / dense")
+    for box in (8, 16, 24, 32, 40):
+        args = make_inputs(batch, 48, 16, box)
+        times = {m: [] for m in paths}
+        for _ in range(3):  # alternate, so a change in load hits both
+            for method, fn in paths.items():
+                times[method].append(time_call(fn, args, max(repeats // 3, 1), warmup=1))
+        pairs, dense = (STAT(times[m]) for m in ("pairs", "dense"))
+        print(f"{box:>7} {sparse_pair_count(args[3], 48):>9,} {batch * 16 * 48 * 48:>9,} | {pairs:7.1f} ms | "
+              f"{dense:7.1f} ms | {pairs / dense:5.2f}x")
 
 
 if __name__ == "__main__":

@@ -50,7 +50,11 @@ def test_unknown_row_and_key_are_rejected(table1, tmp_path):
 def test_full_mode_rows_are_the_papers_protocols(table1):
     """The row configs (ROWS, one entry per row) in full mode: the SPAIR issue's and SILOT's settings."""
     config = table1.Table1Config()
-    assert list(table1.ROWS) == ["spair", "conncomp_detection", "conncomp_tracking_mnist", "conncomp_tracking_shapes"]
+    assert list(table1.ROWS) == ["spair", "conncomp_detection", "conncomp_tracking_mnist", "conncomp_tracking_shapes",
+                                 "lavae", "beta_vae", "tusk_mnist_hard", "tusk_tetrominoes"]
+    assert config.lavae.train.batch_size == 64 and config.lavae.train.optimizer == "adamax"  # LAVAE appendix B
+    assert config.tusk_mnist_hard.train.batch_size == 40 and config.tusk_tetrominoes.train.batch_size == 76  # Table 10
+    assert config.tusk_tetrominoes.model.num_keypoints == 3 and config.tusk_tetrominoes.model.kernel_size == 27
     assert config.spair.train.steps == 300000 and config.spair.train.batch_size == 32
     assert config.spair.data.num_train_images == 64000 and config.spair.data.scene.image_size == (48, 48)
     shapes = config.conncomp_tracking_shapes.data

@@ -73,7 +73,7 @@ all from the `rng` argument; `tfobj.data.cache._cached` seeds it with (seed, spl
 
 References:
     - Y. Jin, W. Sun, J. Hosang, E. Trulls, K. M. Yi. TUSK: Task-agnostic unsupervised keypoints.
-      NeurIPS 2022 (shared/seeds/003_*); github.com/ubc-vision/TUSK `datasets/mnist.py`,
+      NeurIPS 2022; github.com/ubc-vision/TUSK `datasets/mnist.py`,
       `evaluate_mnist.py`, `configs/mnist.yaml`.
     - B. Angles, Y. Jin, S. Kornblith, A. Tagliasacchi, K. M. Yi. MIST: Multiple instance spatial
       transformer. CVPR 2021; github.com/ubc-vision/mist `datasets/mnist.py`, `json/mnist.json`.

@@ -83,8 +83,7 @@ Random draws: the scene `rng` gives, per image, the object count ~ Uniform{min..
 placement. `tfobj.data.cache._cached` seeds it with (seed, split, kind).
 
 References:
-    - A. Dittadi, O. Winther. LAVAE: Disentangling location and appearance. 2019, section 3
-      (shared/seeds/002_*).
+    - A. Dittadi, O. Winther. LAVAE: Disentangling location and appearance. 2019, section 3.
     - L. Matthey, I. Higgins, D. Hassabis, A. Lerchner. dSprites: Disentanglement testing Sprites
       dataset. github.com/deepmind/dsprites-dataset, 2017 (factor grids; square and ellipse).
     - github.com/addtt/multi-object-datasets (the first author's generator; placement rule, colours,

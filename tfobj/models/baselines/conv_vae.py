@@ -154,7 +154,7 @@ class ConvVAE(Annealing, keras.Model):
     `importance_log_weights`.
 
     References:
-        Dittadi & Winther, "LAVAE: Disentangling Location and Appearance", 2019, appendix B (shared/seeds/002);
+        Dittadi & Winther, "LAVAE: Disentangling Location and Appearance", 2019, appendix B;
         Higgins et al. 2017 (β-VAE); Kingma & Welling 2014 (reparameterisation, the analytic Gaussian KL).
     """
 

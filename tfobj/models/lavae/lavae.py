@@ -95,7 +95,7 @@ class LAVAE(Annealing, keras.Model):
     100)`, which calls `importance_log_weights`.
 
     References:
-        Dittadi & Winther, "LAVAE: Disentangling Location and Appearance", 2019 (shared/seeds/002_*): section 2
+        Dittadi & Winther, "LAVAE: Disentangling Location and Appearance", 2019: section 2
         (eq. 1-12), appendix A (the KL), appendix B (architecture, optimisation, warm-up, logit rescaling).
     """
 

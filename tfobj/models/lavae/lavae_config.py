@@ -1,7 +1,7 @@
 """LAVAEConfig (the model), its per-dataset presets `LAVAE_PRESETS`, and `LAVAE_TRAINING` (its optimisation).
 
-Every LAVAE hyperparameter, with appendix B of the paper (Dittadi & Winther 2019, shared/seeds/002_*) as the
-default. No public LAVAE code exists (shared/notes/original-code.md §3b): where the paper is silent the value is
+Every LAVAE hyperparameter, with appendix B of the paper (Dittadi & Winther 2019) as the
+default. No public LAVAE code exists: where the paper is silent the value is
 tfobj's, marked "not in the paper", with its reason here or in docs/lavae.md.
 
 The dataclass defaults are the multi-MNIST model (1k and 10k alike), so `LAVAEConfig()` is the paper's multi-MNIST

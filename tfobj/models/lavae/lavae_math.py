@@ -193,7 +193,7 @@ def place_sprites(sprites, locations, num_objects, height, width) -> tf.Tensor:
             differ, H or W is not an integer ≥ 1, or (when known) some n is outside [0, M].
 
     References:
-        Dittadi & Winther 2019, eq. (4) and appendix B (shared/seeds/002_*).
+        Dittadi & Winther 2019, eq. (4) and appendix B.
     """
     locations = _int_tensor("locations", locations, 3, "[B, M, 2]")
     if locations.shape[2] is not None and locations.shape[2] != 2:

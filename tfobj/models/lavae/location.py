@@ -125,7 +125,7 @@ def location_log_prob(logits, locations, num_objects) -> tf.Tensor:
             [0, D).
 
     References:
-        Dittadi & Winther 2019, eq. (11) and appendix B "Implementation details" (shared/seeds/002_*).
+        Dittadi & Winther 2019, eq. (11) and appendix B "Implementation details".
     """
     logits = _check_logits(logits)
     locations = _as_int_tensor("locations", locations, 2, "[B, M]")

@@ -143,7 +143,7 @@ class TUSK(keras.Model):
 
     References:
         Jin et al., "TUSK: Task-Agnostic Unsupervised Keypoints", NeurIPS 2022, and its appendix A.1–A.5,
-        Tables 7, 9, 10 (shared/seeds/003_*); the original code, ubc-vision/TUSK@04ba610 (`train.py`,
+        Tables 7, 9, 10; the original code, ubc-vision/TUSK@04ba610 (`train.py`,
         `models/network.py`, `models/loss.py`, `datasets/dataset_utils.py`). Differences: docs/tusk.md.
     """
 

@@ -61,7 +61,7 @@ class TUSKConfig:
     equivariance_heatmap_map: Literal["heatmap", "scoremap"] = "heatmap"  # seed: H (Table 9's "heatmap");
     # original: S = σ(H) ("scoremap", train.py compares network_diag['score_map'])
 
-    # --- Image pairs of the equivariance losses (original: datasets/dataset_utils.py gen_image_pairs; notes §4d) ---
+    # --- Image pairs of the equivariance losses (original: datasets/dataset_utils.py gen_image_pairs) ---
     tps_warp: tuple[float, float, float, float, float] = _tps("mnist")  # the dataset's second warp (datasets/mnist.py)
     tps_first_warp: tuple[float, float, float, float, float] = _tps("first_warp")  # gen_image_pairs' fixed first warp
     pair_padding: Literal["constant", "reflect"] = PAIR_PADDING["mnist"][0]  # canvas padding before the warps
@@ -144,7 +144,7 @@ TUSK_PRESETS = types.MappingProxyType({
 #     so the forward pass sees 2 × batch_size images, as in the original, whose dataset items are pairs.
 #   * The original's configs say 120 (MNIST), 32 (CLEVR), 38 (Tetrominoes) per GPU; CLEVR and Tetrominoes ran on
 #     two GPUs (A.7), i.e. 64 and 76 in all, Table 10's values; MNIST ran on one GPU with 120, not Table 10's 40
-#     (unexplained; notes §4d). Its train.py also multiplies both learning rates by the number of GPUs (2e-3 and
+#     (unexplained). Its train.py also multiplies both learning rates by the number of GPUs (2e-3 and
 #     0.2 on two GPUs). Option: `dataclasses.replace(TUSK_TRAINING["mnist"], batch_size=120)`.
 #   * Run length: not in the seed; the original configures 1000 epochs and keeps its latest weights (no
 #     validation-based selection). Steps here are 1000 epochs at the Table 10 batch of the original's training

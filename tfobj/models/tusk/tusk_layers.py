@@ -5,7 +5,7 @@ channels (32 in TUSK; the descriptor size d). Keypoints are (row, col) in pixel-
 `tusk_math.py`).
 
 Architecture facts that the seed's Table 9 leaves out ("UNet(I) → H, F") are the original code's
-(ubc-vision/TUSK@04ba610 `models/unet.py`, `models/network.py`; shared/notes/original-code.md §4d).
+(ubc-vision/TUSK@04ba610 `models/unet.py`, `models/network.py`).
 
 Initialisation: Keras' defaults (Glorot-uniform kernels, zero biases, GroupNorm γ = 1, β = 0), not PyTorch's
 (uniform ±1/√fan_in for kernels and biases). GroupNorm's ε is PyTorch's 1e-5 (Keras' default is 1e-3).

@@ -3,7 +3,7 @@ splat of the sparse reconstruction, prototype assignment, and the prototype GMM'
 
 Implements: Table 9 ("Keypoints Sampling": NMS, Top-K, Bilinear Sampling; "Sparse Reconstruction": Gaussian
 Conv., Summation), appendix A.2 eqs. (6)-(8) and Table 7 steps 1-2 of Jin et al., "TUSK: Task-Agnostic
-Unsupervised Keypoints", NeurIPS 2022 (shared/seeds/003_*). The soft-argmax (A.1, eq. 5) is
+Unsupervised Keypoints", NeurIPS 2022. The soft-argmax (A.1, eq. 5) is
 `tfobj.models.tusk.keypoints.soft_argmax`, the sliced Wasserstein loss (Table 7 step 3) is in
 `sliced_wasserstein.py`.
 

@@ -16,7 +16,7 @@ from typing import Callable
 import keras
 import tensorflow as tf
 
-__all__ = ["Annealing", "count_prior_s", "exponential_decay", "step_function"]
+__all__ = ["Annealing", "PresenceAnnealing", "count_prior_s", "exponential_decay", "step_function"]
 
 
 def exponential_decay(step, start: float, end: float, decay_rate: float, decay_steps: float) -> tf.Tensor:
@@ -68,3 +68,34 @@ class Annealing:
     def train_step(self, data):
         self.anneal(self.optimizer.iterations)
         return super().train_step(data)
+
+
+class PresenceAnnealing(Annealing):
+    """`Annealing` with SPAIR's three schedules, shared by SPAIR and SILOT (whose discovery is SPAIR's): the
+    count prior's s (`count_prior_s`), the training wheels (1 before `training_wheels_steps`, then 0) and a
+    constant Concrete temperature, read from the config fields `count_prior_start`, `count_prior_end`,
+    `count_prior_decay_rate`, `count_prior_decay_steps`, `training_wheels_steps` and `concrete_temperature`.
+
+    The model calls `create_presence_schedules()` in `__init__`, which creates `self.count_prior_s`,
+    `self.temperature` and `self.wheels`; a model with more schedules extends `schedules()`.
+    """
+
+    def create_presence_schedules(self) -> None:
+        self.count_prior_s = self.annealed_variable("count_prior_s", self._count_prior_s)
+        self.temperature = self.annealed_variable("temperature", self._temperature)
+        self.wheels = self.annealed_variable("training_wheels", self._wheels)
+
+    def _count_prior_s(self, step):
+        c = self.config
+        return count_prior_s(step, c.count_prior_start, c.count_prior_end, c.count_prior_decay_rate,
+                             c.count_prior_decay_steps)
+
+    def _wheels(self, step):
+        return step_function(step, 1.0, 0.0, self.config.training_wheels_steps)
+
+    def _temperature(self, step):
+        return tf.constant(self.config.concrete_temperature, tf.float32)
+
+    def schedules(self):
+        return [(self.count_prior_s, self._count_prior_s), (self.wheels, self._wheels),
+                (self.temperature, self._temperature)]

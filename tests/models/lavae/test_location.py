@@ -345,7 +345,7 @@ def test_errors():
             location_prior_log_prob(bad, [0])
     with pytest.raises(ValueError, match="num_locations must be an integer.*float32 tensor of shape"):
         location_prior_log_prob(tf.constant(4.0), [0])
-    with pytest.raises(ValueError, match=r"num_objects must be in \[0, D\] = \[0, 4\].*num_objects\[1\] = 5"):
+    with pytest.raises(ValueError, match=r"num_objects must be in \[0, D = 4\]; got num_objects\[1\] = 5"):
         location_prior_log_prob(4, [2, 5])
     with pytest.raises(ValueError, match=r"num_objects\[0\] = -1"):
         location_prior_log_prob(4, [-1])

@@ -58,6 +58,7 @@ import tensorflow as tf
 from tfobj.config import from_dict
 from tfobj.layers.residual_block import ResidualBlock
 from tfobj.models.inputs import checked_images
+from tfobj.models.noise_state import SavesNoiseState
 from tfobj.training.schedules import Annealing
 from tfobj.training.strategies import loss_for_replica
 
@@ -124,7 +125,7 @@ def _check_int(name, value, minimum):
 
 
 @keras.saving.register_keras_serializable(package="tfobj")
-class ConvVAE(Annealing, keras.Model):
+class ConvVAE(Annealing, SavesNoiseState, keras.Model):
     """A fully convolutional β-VAE with a spatial Gaussian latent and a Bernoulli likelihood (LAVAE's baseline).
 
     The encoder maps an image to the mean and standard deviation of q(z | x), a diagonal Gaussian over a
@@ -350,19 +351,6 @@ class ConvVAE(Annealing, keras.Model):
         log_pz_over_qz = tf.reduce_sum(0.5 * tf.square(noise) + tf.math.log(std) - 0.5 * tf.square(z),
                                        axis=[2, 3, 4])  # [S, B]
         return tf.transpose(log_px + log_pz_over_qz)  # [B, S]
-
-    # === Saving: the noise RNG's state is training state (as SPAIR: a resumed run draws the same noise) ===
-    _RNG_KEY = "noise_seed_state"
-
-    def save_own_variables(self, store):
-        super().save_own_variables(store)
-        store[self._RNG_KEY] = self.seed_generator.state
-
-    def load_own_variables(self, store):
-        keys = list(store.keys())
-        super().load_own_variables({key: store[key] for key in keys if key != self._RNG_KEY})
-        if self._RNG_KEY in keys:
-            self.seed_generator.state.assign(store[self._RNG_KEY])
 
     # === Serving: the signatures tfobj.export_saved_model writes ===
     def serving_endpoints(self) -> dict:

@@ -62,6 +62,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from tfobj.models.lavae.location import check_num_objects_values
+
 __all__ = [
     "MASKED_LOGIT",
     "bernoulli_mean",
@@ -124,24 +126,6 @@ def _check_batch(names_and_tensors):
         raise ValueError(f"all arguments must have the same batch size B; got {shapes}")
 
 
-def _check_num_objects(num_objects: tf.Tensor, max_objects, num_locations=None):
-    """ValueError for known n outside [0, M] (and [0, D] when D is given)."""
-    values = tf.get_static_value(num_objects)
-    if values is None:
-        return
-    values = np.asarray(values)
-    bad = values < 0
-    if max_objects is not None:
-        bad |= values > max_objects
-    if num_locations is not None:
-        bad |= values > num_locations
-    if np.any(bad):
-        row = int(np.flatnonzero(bad)[0])
-        bound = (f"min(M, D) = min({max_objects}, {num_locations})" if num_locations is not None
-                 else f"M = {max_objects}")
-        raise ValueError(f"num_objects must be in [0, {bound}]; got num_objects[{row}] = {int(values[row])}")
-
-
 def _check_positive(name: str, value):
     static = tf.get_static_value(tf.convert_to_tensor(value))
     if static is not None and not np.all(np.asarray(static) > 0):
@@ -160,7 +144,8 @@ def _placement_args(sprites, locations_name, locations, locations_layout, num_ob
     if None not in (sprites.shape[1], locations.shape[1]) and sprites.shape[1] != locations.shape[1]:
         raise ValueError(f"sprites [B, M, s_h, s_w, C] and {locations_name} {locations_layout} must have the same "
                          f"number of objects M; got shapes {sprites.shape} and {locations.shape}")
-    _check_num_objects(num_objects, sprites.shape[1] if sprites.shape[1] is not None else locations.shape[1])
+    check_num_objects_values(num_objects, sprites.shape[1] if sprites.shape[1] is not None else locations.shape[1],
+                             None)
     return sprites, num_objects, height, width, static_h, static_w
 
 
@@ -422,7 +407,7 @@ def sample_locations_gumbel(logits, num_objects, temperature, seed=None, hard: b
         raise ValueError(f"max_objects must be an integer M >= 0; got {max_objects!r}")
     if logits.shape[1] == 0:
         raise ValueError(f"logits must have at least one location (D >= 1); got shape {logits.shape}")
-    _check_num_objects(num_objects, int(max_objects), logits.shape[1])
+    check_num_objects_values(num_objects, int(max_objects), logits.shape[1])
     _check_positive("temperature", temperature)
     temperature = tf.cast(temperature, tf.float32)
 

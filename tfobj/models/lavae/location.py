@@ -82,8 +82,9 @@ def _check_logits(logits) -> tf.Tensor:
     return tf.cast(logits, tf.float32)  # float32 probability math, even for float16/bfloat16 inputs
 
 
-def _check_num_objects_values(num_objects: tf.Tensor, max_objects: int | None, num_locations: int | None):
-    """Raises ValueError for known values of n outside [0, min(M, D)]."""
+def check_num_objects_values(num_objects: tf.Tensor, max_objects: int | None, num_locations: int | None):
+    """Raises ValueError for statically known values of n outside [0, M], [0, D] or [0, min(M, D)] (M =
+    locations per row, D = number of locations; a bound that is None is not checked)."""
     values = tf.get_static_value(num_objects)
     if values is None:
         return
@@ -95,10 +96,11 @@ def _check_num_objects_values(num_objects: tf.Tensor, max_objects: int | None, n
         bad |= values > num_locations
     if np.any(bad):
         row = int(np.flatnonzero(bad)[0])
-        raise ValueError(
-            f"num_objects must be in [0, min(M, D)] = [0, min({max_objects}, {num_locations})] (M = locations "
-            f"per row, D = number of locations); got num_objects[{row}] = {int(values[row])}"
-        )
+        if max_objects is not None and num_locations is not None:
+            bound = f"min(M, D) = min({max_objects}, {num_locations})"
+        else:
+            bound = f"M = {max_objects}" if max_objects is not None else f"D = {num_locations}"
+        raise ValueError(f"num_objects must be in [0, {bound}]; got num_objects[{row}] = {int(values[row])}")
 
 
 def location_log_prob(logits, locations, num_objects) -> tf.Tensor:
@@ -137,7 +139,7 @@ def location_log_prob(logits, locations, num_objects) -> tf.Tensor:
             f"{logits.shape}, {locations.shape} and {num_objects.shape}"
         )
     static_d, static_m = logits.shape[1], locations.shape[1]
-    _check_num_objects_values(num_objects, static_m, static_d)
+    check_num_objects_values(num_objects, static_m, static_d)
     location_values, n_values = tf.get_static_value(locations), tf.get_static_value(num_objects)
     if location_values is not None and n_values is not None and static_d is not None:
         first_n = np.arange(location_values.shape[1])[None, :] < n_values[:, None]
@@ -235,14 +237,7 @@ def location_prior_log_prob(num_locations, num_objects) -> tf.Tensor:
         if static_d is not None and static_d < 1:
             raise ValueError(f"num_locations must be an integer D >= 1; got {static_d}")
     num_objects = _as_int_tensor("num_objects", num_objects, 1, "[B]")
-    values = tf.get_static_value(num_objects)
-    if values is not None and static_d is not None:
-        bad = (values < 0) | (values > static_d)
-        if np.any(bad):
-            row = int(np.flatnonzero(bad)[0])
-            raise ValueError(
-                f"num_objects must be in [0, D] = [0, {static_d}]; got num_objects[{row}] = {int(values[row])}"
-            )
+    check_num_objects_values(num_objects, None, static_d)
     d = tf.cast(num_locations, tf.float64)
     n = tf.cast(num_objects, tf.float64)
     log_prob = tf.math.lgamma(d - n + 1.0) - tf.math.lgamma(d + 1.0)  # [B], float64

@@ -10,12 +10,13 @@ import tensorflow_probability as tfp
 from tfobj.config import from_dict
 from tfobj.layers.padded_conv_backbone import PaddedConvBackbone
 from tfobj.models.inputs import checked_images
+from tfobj.models.noise_state import SavesNoiseState
 from tfobj.models.spair.count_prior import count_prior_kl
 from tfobj.models.spair.spair_config import SPAIRConfig
 from tfobj.models.spair.spair_layers import ObjectDecoder, SPAIRCellEncoder
 from tfobj.rendering.render_sprites import render_sprites
 from tfobj.training.evaluation import DetectionModel
-from tfobj.training.schedules import Annealing, count_prior_s, step_function
+from tfobj.training.schedules import PresenceAnnealing
 from tfobj.training.strategies import loss_for_replica
 
 tfd = tfp.distributions
@@ -26,7 +27,7 @@ SERVING_KEYS = ("boxes", "scores", "z_pres", "num_objects", "reconstruction")
 
 
 @keras.saving.register_keras_serializable(package="tfobj")
-class SPAIR(DetectionModel, Annealing, keras.Model):
+class SPAIR(DetectionModel, PresenceAnnealing, SavesNoiseState, keras.Model):
     """SPAIR: a VAE whose latent is a grid of objects, one per 12-pixel cell.
 
     A right/bottom-padded conv backbone maps the image to an h×w grid; cells are processed in raster
@@ -85,30 +86,12 @@ class SPAIR(DetectionModel, Annealing, keras.Model):
             name="object_decoder")
         self.seed_generator = keras.random.SeedGenerator(seed, name="noise_seed")
         # === Annealed state: assigned from the optimizer step at the start of every training step ===
-        self.count_prior_s = self.annealed_variable("count_prior_s", self._count_prior_s)
-        self.temperature = self.annealed_variable("temperature", self._temperature)
-        self.wheels = self.annealed_variable("training_wheels", self._wheels)
+        self.create_presence_schedules()  # count_prior_s, temperature, wheels
         if c.background == "learn_solid":
             self.background_logits = self.add_weight(name="background_logits", shape=(3,), initializer="zeros")
         # === Metrics: one Mean per ELBO term ===
         self.trackers = {key: keras.metrics.Mean(name=key) for key in LOSS_KEYS}
         self.trackers["num_objects"] = keras.metrics.Mean(name="num_objects")
-
-    # === Schedules (original code: count prior s, training wheels; a constant Concrete temperature) ===
-    def _count_prior_s(self, step):
-        c = self.config
-        return count_prior_s(step, c.count_prior_start, c.count_prior_end, c.count_prior_decay_rate,
-                             c.count_prior_decay_steps)
-
-    def _wheels(self, step):
-        return step_function(step, 1.0, 0.0, self.config.training_wheels_steps)
-
-    def _temperature(self, step):
-        return tf.constant(self.config.concrete_temperature, tf.float32)
-
-    def schedules(self):
-        return [(self.count_prior_s, self._count_prior_s), (self.wheels, self._wheels),
-                (self.temperature, self._temperature)]
 
     # === Forward ===
     def build(self, input_shape):
@@ -211,22 +194,6 @@ class SPAIR(DetectionModel, Annealing, keras.Model):
     @property
     def metrics(self):
         return list(self.trackers.values())
-
-    # === Saving: the noise RNG's state is training state ===
-    # Keras does not save a SeedGenerator's state with the weights, so a run restored by BackupAndRestore
-    # would redraw the noise from the start of training. Saving it under its own key makes a resumed run
-    # draw the same noise as an uninterrupted one. Files without the key (older) load, keeping the state.
-    _RNG_KEY = "noise_seed_state"
-
-    def save_own_variables(self, store):
-        super().save_own_variables(store)
-        store[self._RNG_KEY] = self.seed_generator.state
-
-    def load_own_variables(self, store):
-        keys = list(store.keys())
-        super().load_own_variables({key: store[key] for key in keys if key != self._RNG_KEY})
-        if self._RNG_KEY in keys:
-            self.seed_generator.state.assign(store[self._RNG_KEY])
 
     # === Serving: the signatures tfobj.export_saved_model writes ===
     def serving_endpoints(self) -> dict:

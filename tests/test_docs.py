@@ -16,7 +16,7 @@ PAGES = [ROOT / "README.md"] + sorted((ROOT / "docs").glob("*.md"))
 BLOCK = re.compile(r"^```(\w+)\n(.*?)^```", re.MULTILINE | re.DOTALL)
 SHELL_OK = ("make ", "tensorboard ", "pip ", "git ", "saved_model_cli ")
 # Pages whose examples train a model (minutes on a 2-core CPU): slow here, run by CI's docs step (.ci/run).
-TRAINING_PAGES = {"spair.md"}
+TRAINING_PAGES = {"lavae.md", "spair.md", "tusk.md"}
 
 
 def blocks(page: Path, language: str) -> list[str]:

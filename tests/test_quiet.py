@@ -4,6 +4,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 
 PROGRAM = """
@@ -26,6 +28,7 @@ def run(quiet: bool) -> str:
     return result.stderr
 
 
+@pytest.mark.slow
 def test_benign_startup_lines_are_dropped_and_real_output_kept():
     quiet, loud = run(True), run(False)
     for text in (quiet, loud):

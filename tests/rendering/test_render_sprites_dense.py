@@ -108,7 +108,7 @@ def test_dense_tf_function_with_unknown_shapes_and_empty_batch():
     assert fn(*random_inputs(0, 0, 6, 5, 3, 4, 3, 3)).shape == (0, 6, 5, 3)
 
 
-@pytest.mark.parametrize("importance", ["seed", "original"])
+@pytest.mark.parametrize("importance", ["seed", pytest.param("original", marks=pytest.mark.slow)])
 def test_dense_under_jit_compile_matches_pairs(importance):
     """Under XLA, "auto" with a bound whose window covers the image (and "dense") compile the dense path:
     the ragged path's values and gradients."""
@@ -134,7 +134,7 @@ def test_method_error():
         render_sprites(*random_inputs(*CASES["gray_single"]), method="matmul")
 
 
-@pytest.mark.parametrize("importance", ["seed", "original"])
+@pytest.mark.parametrize("importance", ["seed", pytest.param("original", marks=pytest.mark.slow)])
 def test_spair_losses_and_gradients_same_with_either_path(monkeypatch, importance):
     """SPAIR's training pass (sampled latents, the same noise) with the renderer forced to each path: the
     loss terms agree to float32 round-off and every variable's gradient to 1e-4 of its norm."""

@@ -86,6 +86,7 @@ def single(tmp_path_factory):
     return {name: np.load(directory / f"{name}.npz") for name in ("single", "mirrored", "control")}
 
 
+@pytest.mark.slow
 def test_mirrored_strategy_on_two_logical_devices_matches_one_device(single):
     mirrored, reference = single["mirrored"], single["single"]
     assert int(mirrored["replicas"]) == 2 and int(reference["replicas"]) == 1
@@ -99,6 +100,7 @@ def test_control_an_undivided_replica_loss_fails_the_comparison(single):
         assert_same_training(single["control"], single["single"])
 
 
+@pytest.mark.slow
 def test_multi_worker_strategy_with_two_local_workers(single, tmp_path):
     """Two workers on loopback: identical weights on both, the one-device run's losses and weights; the chief
     writes the run directory (history, best weights, SavedModel), the other worker only its own backup."""

@@ -12,6 +12,7 @@ from tiny import TINY_SPAIR
 TINY = TINY_SPAIR
 
 
+@pytest.mark.slow
 def test_detection_evaluation_logs_ap_and_writes_images_to_tensorboard(tmp_path):
     rng = np.random.default_rng(0)
     images = rng.random((6, 24, 24, 3)).astype(np.float32)

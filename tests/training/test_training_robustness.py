@@ -101,6 +101,7 @@ def fit_until_nan(tmp_path, guard):
     return model, snapshots.weights, error
 
 
+@pytest.mark.slow
 def test_stop_on_nan_names_the_step_and_keeps_the_last_finite_checkpoints(tmp_path, caplog):
     guard = StopOnNaN()
     with caplog.at_level("ERROR", logger="tfobj.training.callbacks"):
@@ -123,6 +124,7 @@ def test_stop_on_nan_names_the_step_and_keeps_the_last_finite_checkpoints(tmp_pa
     assert json.loads((tmp_path / "backup/training_metadata.json").read_text())["epoch"] == 1
 
 
+@pytest.mark.slow
 def test_terminate_on_nan_alone_lets_the_checkpoints_save_the_nan_weights(tmp_path):
     """Why StopOnNaN raises: with Keras' TerminateOnNaN (stop only), the same run overwrites both
     checkpoints with the NaN weights — the every-2-steps one on step 5's batch end, the epoch-end one
@@ -224,6 +226,7 @@ def test_kill_and_resume_continues_schedules_and_reproduces_the_uninterrupted_ru
     assert not (tmp_path / "backup").exists()  # finished normally: BackupAndRestore deleted its backup
 
 
+@pytest.mark.slow
 def test_model_checkpoint_round_trips_every_weight_and_the_rng_state(tmp_path):
     config = SPAIRConfig(**{**TINY.__dict__, "background": "learn_solid", "count_prior_decay_steps": 2,
                             "concrete_temperature": 0.5})

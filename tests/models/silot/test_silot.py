@@ -90,6 +90,7 @@ def test_output_contract(model, training):
     np.testing.assert_array_equal(out["num_objects"].numpy(), (z_pres > 0.5).sum(-1))
 
 
+@pytest.mark.slow
 def test_fit_step_gives_every_weight_a_gradient():
     """Three frames: frame 2 is the first whose inputs depend on the GRUs' outputs (the hidden state written at
     frame 1); the harness also checks every logged term is finite. The other options' paths (original renderer,

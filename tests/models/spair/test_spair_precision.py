@@ -10,7 +10,7 @@ from tiny import TINY_SPAIR
 TINY = TINY_SPAIR
 
 
-@pytest.mark.parametrize("policy", ["mixed_bfloat16", "mixed_float16"])
+@pytest.mark.parametrize("policy", ["mixed_bfloat16", pytest.param("mixed_float16", marks=pytest.mark.slow)])
 def test_training_step_under_mixed_precision(policy):
     images = np.random.default_rng(0).random((4, 24, 24, 3)).astype(np.float32)
     model = SPAIR(TINY, seed=0, dtype=policy)

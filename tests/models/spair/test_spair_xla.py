@@ -95,7 +95,8 @@ def test_gradient_tolerance_catches_a_renderer_window_that_is_too_small():
     assert max(errors.values()) > GRADIENT_RTOL, errors
 
 
-@pytest.mark.parametrize("policy", ["float32", "mixed_bfloat16", "mixed_float16"])
+@pytest.mark.parametrize("policy", ["float32", pytest.param("mixed_bfloat16", marks=pytest.mark.slow),
+                                    pytest.param("mixed_float16", marks=pytest.mark.slow)])
 def test_fit_with_jit_compile(policy):
     """model.compile(jit_compile=True): finite losses and every weight moves."""
     model = SPAIR(dataclasses.replace(TINY, training_wheels_steps=0), seed=0, dtype=policy)  # gradients everywhere

@@ -143,27 +143,42 @@ def test_output_contract(config):
     np.testing.assert_allclose(chosen, distances.min(-1), atol=1e-6)  # ties (a zero descriptor) either way
 
 
-@pytest.fixture(scope="module")
-def fitted():
-    """TUSK(TINY) through the harness' fit step, then 40 more steps at rate 1e-2 on the squares (one traced step
-    function for both)."""
+STEPPED_EPOCHS = 3  # the short run behind the saving, evaluation, prediction and export tests
+
+
+def trained(epochs):
+    """TUSK(TINY) through the harness' fit step, then `epochs` more steps at rate 1e-2 on the squares (one traced
+    step function for both). Returns the model and its history."""
     keras.utils.set_random_seed(0)
     model = TUSK(TINY, seed=0)
     data = {"images": squares(4)}
     model(data["images"][:1])
     harness.check_fit_step(model, data, LOSS_KEYS)  # compiles Adam(1e-3); a gradient for every weight
     model.optimizer.learning_rate.assign(1e-2)  # a quicker descent for the short run (the same traced step)
-    history = model.fit(data, batch_size=4, epochs=40, verbose=0, shuffle=False)
+    history = model.fit(data, batch_size=4, epochs=epochs, verbose=0, shuffle=False)
     return model, history.history
 
 
-def test_fit_step_logs_every_term(fitted):
-    _, history = fitted
+@pytest.fixture(scope="module")
+def stepped():
+    """A trained, compiled TUSK(TINY) after a few steps: for the tests of saving, evaluation, prediction, export."""
+    return trained(STEPPED_EPOCHS)
+
+
+@pytest.fixture(scope="module")
+def fitted():
+    """TUSK(TINY) after 40 steps: for the test that the loss falls (slow)."""
+    return trained(40)
+
+
+def test_fit_step_logs_every_term(stepped):
+    _, history = stepped
     assert set(LOSS_KEYS) <= set(history)
     for key in LOSS_KEYS:
         assert np.all(np.isfinite(history[key])), key
 
 
+@pytest.mark.slow
 def test_reconstruction_falls_on_a_trivial_data_set(fitted):
     """On black images with one square the sigmoid decoder starts near 0.5 everywhere (MSE ≈ 0.24); after 40
     steps the reconstruction error is below half its first value (measured: 0.24 -> 0.05), and the total loss
@@ -175,7 +190,7 @@ def test_reconstruction_falls_on_a_trivial_data_set(fitted):
     assert np.mean(history["sliced_wasserstein"][-3:]) < np.mean(history["sliced_wasserstein"][:3])
 
 
-def test_keras_file_in_fresh_process(fitted, tmp_path, monkeypatch):
+def test_keras_file_in_fresh_process(stepped, tmp_path, monkeypatch):
     """The trained, compiled model (with both optimisers' state) reloads in a new process. Until
     tfobj/__init__.py lists tfobj.models.tusk.tusk in `_KERAS_MODULES` (tests/test_public_api.py checks that
     list), the fresh process imports the module itself."""
@@ -184,10 +199,10 @@ def test_keras_file_in_fresh_process(fitted, tmp_path, monkeypatch):
     if "tfobj.models.tusk.tusk" not in tfobj._KERAS_MODULES:
         monkeypatch.setattr(harness, "_LOAD_IN_FRESH_PROCESS", harness._LOAD_IN_FRESH_PROCESS.replace(
             "import tfobj  #", "import tfobj.models.tusk.tusk  #"))
-    model, _ = fitted
+    model, _ = stepped
     harness.check_keras_file_in_fresh_process(model, IMAGES, tmp_path)
     loaded = keras.models.load_model(tmp_path / "model.keras")  # the training state, in this process
-    assert int(model.prototype_optimizer.iterations.numpy()) == 41 * TINY.inner_prototype_steps
+    assert int(model.prototype_optimizer.iterations.numpy()) == (1 + STEPPED_EPOCHS) * TINY.inner_prototype_steps
     for name, ours, theirs in (("prototype_optimizer", model.prototype_optimizer, loaded.prototype_optimizer),
                                ("optimizer", model.optimizer, loaded.optimizer)):
         assert len(ours.variables) == len(theirs.variables), name
@@ -343,8 +358,8 @@ def test_prototype_updates_are_adam_steps_on_the_distance():
     np.testing.assert_allclose(weights.numpy(), expected, rtol=1e-4, atol=1e-6)
 
 
-def test_evaluation_reports_every_term_from_a_fixed_seed(fitted):
-    model, _ = fitted
+def test_evaluation_reports_every_term_from_a_fixed_seed(stepped):
+    model, _ = stepped
     x = squares(2, seed=3)
     first = model.evaluate(x, batch_size=2, verbose=0, return_dict=True)
     second = model.evaluate(x, batch_size=2, verbose=0, return_dict=True)
@@ -382,8 +397,8 @@ def test_second_image_is_the_first_canvas_warped_by_the_returned_grid():
 # --- prediction, inputs, export -------------------------------------------------------------------------------------
 
 
-def test_predict_objects_gives_every_slot_per_image(fitted):
-    model, _ = fitted
+def test_predict_objects_gives_every_slot_per_image(stepped):
+    model, _ = stepped
     x = squares(3, seed=1)
     found = model.predict_objects(x, batch_size=2)
     out = model(x)
@@ -420,14 +435,14 @@ def test_values_are_checked():
 
 
 @pytest.fixture(scope="module")
-def served(fitted, tmp_path_factory):
-    model, _ = fitted
+def served(stepped, tmp_path_factory):
+    model, _ = stepped
     path = export_saved_model(model, tmp_path_factory.mktemp("tusk") / "saved_model")
     return tf.saved_model.load(str(path)).signatures["serving_default"]
 
 
-def test_the_served_model_matches_the_model_for_any_batch_and_size(fitted, served):
-    model, _ = fitted
+def test_the_served_model_matches_the_model_for_any_batch_and_size(stepped, served):
+    model, _ = stepped
     for shape in ((1, SIZE, SIZE, 3), (3, 24, 40, 3)):
         x = np.random.default_rng(sum(shape)).random(shape).astype(np.float32)
         got = served(images=tf.constant(x))

@@ -28,6 +28,7 @@ from tfobj.models.lavae.lavae_math import (
     sample_locations_gumbel,
 )
 from tfobj.models.lavae.location import location_log_prob, location_prior_log_prob
+from tfobj.models.noise_state import SavesNoiseState
 from tfobj.training.schedules import Annealing
 from tfobj.training.strategies import loss_for_replica
 
@@ -41,7 +42,7 @@ SERVING_KEYS = ("num_objects", "locations", "appearance", "reconstruction")
 
 
 @keras.saving.register_keras_serializable(package="tfobj")
-class LAVAE(Annealing, keras.Model):
+class LAVAE(Annealing, SavesNoiseState, keras.Model):
     """LAVAE: a VAE whose latent is a count n, n locations drawn without replacement and n appearance vectors.
 
     Two fully convolutional networks map the image to h_app (2L channels: the mean and log-variance of q(z_app | ·)
@@ -394,8 +395,10 @@ class LAVAE(Annealing, keras.Model):
             zeros = tf.zeros_like(terms["nll"])
             if tf.distribute.has_strategy():
                 # Under a strategy the batch-norm updates inside a cond branch would need a merge_call, which TF
-                # does not allow there: compute the terms always (the weight makes them inert after the warm-up).
+                # does not allow there: compute the terms always, zeroed once the weight is 0 as the branch below.
+                active = self.warmup_weight > 0
                 warmup = self.warmup_terms(images, y_pred)
+                warmup = {key: tf.where(active, value, zeros) for key, value in warmup.items()}
             else:  # skip the auxiliary VAE once its weight is 0 (after warmup_steps + warmup_anneal_steps)
                 warmup = tf.cond(self.warmup_weight > 0, lambda: self.warmup_terms(images, y_pred),
                                  lambda: {key: zeros for key in WARMUP_KEYS})
@@ -565,19 +568,6 @@ class LAVAE(Annealing, keras.Model):
     def predict(self, x, *args, **kwargs):
         check_not_empty(x["images"] if isinstance(x, dict) else x, "LAVAE")
         return super().predict(x, *args, **kwargs)
-
-    # === Saving: the noise RNG's state is training state (as SPAIR: a resumed run draws the same noise) ===
-    _RNG_KEY = "noise_seed_state"
-
-    def save_own_variables(self, store):
-        super().save_own_variables(store)
-        store[self._RNG_KEY] = self.seed_generator.state
-
-    def load_own_variables(self, store):
-        keys = list(store.keys())
-        super().load_own_variables({key: store[key] for key in keys if key != self._RNG_KEY})
-        if self._RNG_KEY in keys:
-            self.seed_generator.state.assign(store[self._RNG_KEY])
 
     # === Serving: the signatures tfobj.export_saved_model writes ===
     def serving_endpoints(self) -> dict:

@@ -283,7 +283,7 @@ class TUSK(keras.Model):
 
         Args:
             descriptors: float `[..., F]`, flattened to N points (TUSK: `[2B, K, F]`, both images of every pair);
-                not differentiated.
+                not differentiated. Under a strategy, a replica's share, gathered from all replicas.
             seed: integer `[2]` stateless seed (split for the GMM samples and the projections).
 
         Returns:
@@ -292,6 +292,11 @@ class TUSK(keras.Model):
             `[N, F]` (the flattened descriptors).
         """
         c = self.config
+        context = tf.distribute.get_replica_context()
+        if context is not None and context.num_replicas_in_sync > 1:
+            # Under a tf.distribute strategy: the descriptors of the whole global batch, as on one device (the
+            # distance of a replica's share is another, noisier objective); every replica computes the same loss.
+            descriptors = context.all_gather(descriptors, axis=0)
         points = tf.reshape(tf.stop_gradient(tf.cast(descriptors, tf.float32)), [-1, c.feature_channels])  # [N, F]
         count = points.shape[0] if points.shape[0] is not None else tf.shape(points)[0]
         prototypes = self.prototype_bank.prototypes()  # [M, F], unit
@@ -321,7 +326,8 @@ class TUSK(keras.Model):
         for index in range(self.config.inner_prototype_steps):  # a python loop: 5 or 8 unrolled updates
             with tf.GradientTape() as tape:
                 loss = self.prototype_loss(descriptors, seeds[index])["loss"]
-            gradient = tape.gradient(loss_for_replica(loss), weights)
+                replica_loss = loss_for_replica(loss)  # on the tape: its gradient is the one applied
+            gradient = tape.gradient(replica_loss, weights)
             self.prototype_optimizer.apply_gradients([(gradient, weights)])
             first = loss if first is None else first
         if first is None:

@@ -25,7 +25,7 @@ os.environ.setdefault("TFOBJ_QUIET_STARTUP", "1")  # drop TensorFlow's benign st
 from tfobj import cli, figures  # noqa: E402
 from tfobj.data import ScatteredShapesVideoConfig  # noqa: E402
 from tfobj.data.experiment_data import VideoData  # noqa: E402
-from tfobj.experiments import conncomp, lavae, spair  # noqa: E402
+from tfobj.experiments import conncomp, lavae, silot, spair  # noqa: E402
 from tfobj.experiments import tusk  # noqa: E402
 
 # name: (the row's experiment config in full mode, the function that runs it).
@@ -39,6 +39,7 @@ ROWS = {
             scene=ScatteredShapesVideoConfig(image_size=(96, 96), max_shapes=10), num_train_videos=1000,
             num_val_videos=0, num_test_videos=1000)),
         conncomp.run_conncomp_tracking),
+    "silot": (silot.SILOTExperiment, silot.run_silot),
     "lavae": (lavae.LAVAEExperiment, lavae.run_lavae),
     "beta_vae": (lavae.BetaVAEExperiment, lavae.run_beta_vae),
     "tusk_mnist_hard": (tusk.TUSKMNISTHardExperiment, tusk.run_tusk_mnist_hard),

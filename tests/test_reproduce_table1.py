@@ -51,12 +51,15 @@ def test_full_mode_rows_are_the_papers_protocols(table1):
     """The row configs (ROWS, one entry per row) in full mode: the SPAIR issue's and SILOT's settings."""
     config = table1.Table1Config()
     assert list(table1.ROWS) == ["spair", "conncomp_detection", "conncomp_tracking_mnist", "conncomp_tracking_shapes",
-                                 "lavae", "beta_vae", "tusk_mnist_hard", "tusk_tetrominoes"]
+                                 "silot", "lavae", "beta_vae", "tusk_mnist_hard", "tusk_tetrominoes"]
     assert config.lavae.train.batch_size == 64 and config.lavae.train.optimizer == "adamax"  # LAVAE appendix B
     assert config.tusk_mnist_hard.train.batch_size == 40 and config.tusk_tetrominoes.train.batch_size == 76  # Table 10
     assert config.tusk_tetrominoes.model.num_keypoints == 3 and config.tusk_tetrominoes.model.kernel_size == 27
     assert config.spair.train.steps == 300000 and config.spair.train.batch_size == 32
     assert config.spair.data.num_train_images == 64000 and config.spair.data.scene.image_size == (48, 48)
+    silot = config.silot  # SILOT supp. D.1, E.1, Table 1
+    assert silot.data.scene.num_frames == 8 and silot.data.scene.max_digits == 6 and silot.data.num_train_videos == 60000
+    assert silot.train.batch_size == 16 and silot.model.curriculum_steps == 40000 and silot.model.patience == 30000
     shapes = config.conncomp_tracking_shapes.data
     assert type(shapes.scene).__name__ == "ScatteredShapesVideoConfig" and shapes.scene.image_size == (96, 96)
     assert shapes.scene.max_shapes == 10 and shapes.palette is not None

@@ -1,13 +1,13 @@
 """What every experiment shares: threshold search, tracking scores against a video set, figure examples.
 
-Detection scores (AP, count accuracy) are `tfobj.training.evaluation.detection_scores`, which training's
-validation uses too; tracking scores are CLEAR MOT (`tfobj.metrics.clear_mot_many`).
+Detection scores (AP, count accuracy) are `tfobj.training.evaluation.detection_scores` and tracking scores
+(CLEAR MOT, `tfobj.metrics.clear_mot_many`, and the count error) `tfobj.training.evaluation.tracking_scores`,
+which training's validation uses too.
 """
 from __future__ import annotations
 
 
-from tfobj import metrics
-from tfobj.training.evaluation import detection_scores
+from tfobj.training.evaluation import detection_scores, tracking_scores
 
 __all__ = ["best_threshold", "detection_scores", "examples", "track_examples", "tracking_scores"]
 
@@ -16,20 +16,6 @@ def best_threshold(scores: dict[float, float]) -> float:
     """The threshold with the highest score; ties go to the smallest threshold."""
     best = max(scores.values())
     return min(threshold for threshold, score in scores.items() if score == best)
-
-
-def tracking_scores(tracks, videos: dict) -> dict:
-    """CLEAR MOT scores (mota, motp, num_switches, ...) of per-video tracks (`.ids`, `.boxes` per frame)
-    against a video dataset's ground truth ("track_ids" `[N, T, K]`, "boxes" `[N, T, K, 4]`)."""
-    sequences = []
-    for v, track in enumerate(tracks):
-        gt_ids, gt_boxes = [], []
-        for t in range(len(track.ids)):
-            valid = videos["track_ids"][v, t] > 0
-            gt_ids.append(videos["track_ids"][v, t][valid])
-            gt_boxes.append(videos["boxes"][v, t][valid])
-        sequences.append((gt_ids, gt_boxes, track.ids, track.boxes))
-    return metrics.clear_mot_many(sequences)
 
 
 def examples(images, true_boxes, num_objects, found, count: int = 8) -> dict:

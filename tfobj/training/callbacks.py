@@ -1,4 +1,5 @@
-"""Generic Keras callbacks of tfobj's training: stop on a non-finite loss, keep the best weights of a whole run.
+"""Generic Keras callbacks of tfobj's training: stop on a non-finite loss, keep the best weights of a whole run,
+early stops that restore the best weights and divide the learning rate (SILOT).
 
 Model-specific evaluation lives in `tfobj.training.evaluation`; annealing in the models' own steps
 (`tfobj.training.schedules.Annealing`).
@@ -145,3 +146,89 @@ def _write_json(path: Path, value) -> None:
     partial.write_text(json.dumps(value, indent=1))
     os.replace(partial, path)
 
+
+
+class EarlyStopRestoreDecay(keras.callbacks.Callback):
+    """SILOT's early stopping (supplement E.1): when the validation score has not improved for `patience`
+    training steps, go back to the best weights so far, divide the learning rate by `lr_divisor`, and resume; the
+    `max_stops`-th such stop ends training.
+
+    "Once the network is training on full frames, we begin an early stopping regime wherein we train until the
+    measure of performance (in most cases, MOTA on the validation set) does not improve for 30,000 training steps
+    [...]. Each time an early stop is triggered, we go back to the set of weights that has the best performance so
+    far, divide the learning rate by 3, and resume training. Training ends once early stopping has been triggered
+    3 times." The patience is in optimizer steps (the supplement's "at the level of training steps"), checked at
+    the end of every Keras epoch (= evaluation period of `fit_model`), after the `EvaluationCallback` has put the
+    score in the logs. It counts from the latest of: `start_step` (the curriculum's end), the best score's step,
+    and the previous stop. The best weights are those of the best score of the whole run (also from before
+    `start_step`), kept in memory (the trainable variables; the optimizer's moments continue). `fit_model`'s
+    `BestCheckpoint` keeps the run's final weights; this callback only decides the restarts and the end.
+
+    A run resumed by `BackupAndRestore` keeps its learning rate (an optimizer variable) but restarts this record.
+
+    Args:
+        monitor: the log key (e.g. "val_mota").
+        patience: steps without a better score before a stop (E.1: 30,000).
+        start_step: the step from which stops may happen (E.1: once training is on whole videos).
+        lr_divisor: the learning rate is divided by it at each stop that does not end training (E.1: 3).
+        max_stops: the stop that ends training (E.1: the third).
+        mode: "max" (MOTA) or "min".
+
+    Attributes:
+        stops: the optimizer steps at which stops were triggered.
+        best: {"step", "value"} of the best score so far, or None.
+    """
+
+    def __init__(self, monitor: str, patience: int, start_step: int = 0, lr_divisor: float = 3.0,
+                 max_stops: int = 3, mode: str = "max"):
+        super().__init__()
+        if mode not in ("max", "min"):
+            raise ValueError(f"mode must be 'max' or 'min'; got {mode!r}")
+        for name, value, minimum in (("patience", patience, 1), ("start_step", start_step, 0),
+                                     ("max_stops", max_stops, 1)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+                raise ValueError(f"{name} must be an integer >= {minimum}; got {value!r}")
+        if not lr_divisor >= 1.0:
+            raise ValueError(f"lr_divisor must be >= 1; got {lr_divisor}")
+        self.monitor, self.patience, self.start_step, self.mode = monitor, patience, start_step, mode
+        self.lr_divisor, self.max_stops = float(lr_divisor), max_stops
+        self.stops: list[int] = []
+        self.best: dict | None = None
+        self._best_weights: list | None = None
+
+    def on_train_begin(self, logs=None):
+        if not isinstance(self.model.optimizer.learning_rate, keras.Variable):
+            raise ValueError("EarlyStopRestoreDecay divides the optimizer's learning rate, which must be a number "
+                             "(a variable), not a LearningRateSchedule")
+
+    def _better(self, value: float) -> bool:
+        if self.best is None:
+            return True
+        return value > self.best["value"] if self.mode == "max" else value < self.best["value"]
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs or {}
+        if self.monitor not in logs:
+            raise KeyError(f"EarlyStopRestoreDecay monitors {self.monitor!r}, which the logs do not have: "
+                           f"{sorted(logs)}")
+        value, step = float(logs[self.monitor]), current_step(self.model)
+        if self._better(value):
+            self.best = {"step": step, "value": value}
+            self._best_weights = [keras.ops.convert_to_numpy(v) for v in self.model.trainable_variables]
+            return
+        since = max(self.start_step, self.best["step"], self.stops[-1] if self.stops else 0)
+        if step - since < self.patience:
+            return
+        self.stops.append(step)
+        for variable, kept in zip(self.model.trainable_variables, self._best_weights):
+            variable.assign(kept)
+        optimizer = self.model.optimizer
+        if len(self.stops) >= self.max_stops:
+            self.model.stop_training = True
+            log.info("early stop %d/%d at step %d: back to the weights of step %d (%s = %.4f); training ends",
+                     len(self.stops), self.max_stops, step, self.best["step"], self.monitor, self.best["value"])
+            return
+        rate = float(keras.ops.convert_to_numpy(optimizer.learning_rate)) / self.lr_divisor
+        optimizer.learning_rate = rate
+        log.info("early stop %d/%d at step %d: back to the weights of step %d (%s = %.4f), learning rate %.3g",
+                 len(self.stops), self.max_stops, step, self.best["step"], self.monitor, self.best["value"], rate)

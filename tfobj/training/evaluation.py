@@ -3,8 +3,8 @@
 An `Evaluation` says what a model is judged by: a function `(model, val) -> {metric: value}`, the metric
 whose best value picks the kept weights, and optionally images for TensorBoard. `EvaluationCallback` runs
 it at the end of every Keras epoch (= `eval_every` steps) and adds the values to the logs as "val_<metric>",
-so History, TensorBoard and `BestCheckpoint` see them. Detection models (SPAIR; later SILOT's frames) use
-`DETECTION`: AP (IoU 0.1…0.9) and count accuracy.
+so History, TensorBoard and `BestCheckpoint` see them. Detection models (SPAIR) use `DETECTION`: AP
+(IoU 0.1…0.9) and count accuracy; tracking models (SILOT) use `TRACKING`: MOTA (CLEAR MOT) on validation videos.
 """
 from __future__ import annotations
 
@@ -20,8 +20,9 @@ import tensorflow as tf
 from tfobj import metrics
 from tfobj.models.inputs import check_not_empty
 
-__all__ = ["DETECTION", "DetectionModel", "Evaluation", "EvaluationCallback", "current_step", "detection_metrics",
-           "detection_scores", "predict_detections", "reconstructions_with_boxes"]
+__all__ = ["DETECTION", "TRACKING", "DetectionModel", "Evaluation", "EvaluationCallback", "current_step",
+           "detection_metrics", "detection_scores", "predict_detections", "reconstructions_with_boxes",
+           "tracking_metrics", "tracking_scores", "videos_with_boxes"]
 
 log = logging.getLogger(__name__)
 
@@ -132,6 +133,24 @@ def detection_scores(detections: list[dict], true_boxes: np.ndarray, num_objects
     }
 
 
+def tracking_scores(tracks, videos: Mapping) -> dict:
+    """CLEAR MOT scores of per-video tracks (`.ids`, `.boxes` per frame; `ConnCompTracker.track`,
+    `SILOT.predict_objects`) against a video dataset's ground truth ("track_ids" `[N, T, K]`, 0 = no object, and
+    "boxes" `[N, T, K, 4]`): the keys of `tfobj.metrics.clear_mot_many` (mota, motp, num_switches, num_misses,
+    ...) and "count_abs_error", the mean over all frames of |#tracked objects − #true objects| (as SILOT's
+    count error, per frame)."""
+    sequences, errors = [], []
+    for v, track in enumerate(tracks):
+        gt_ids, gt_boxes = [], []
+        for t in range(len(track.ids)):
+            valid = videos["track_ids"][v, t] > 0
+            gt_ids.append(videos["track_ids"][v, t][valid])
+            gt_boxes.append(videos["boxes"][v, t][valid])
+            errors.append(abs(len(track.ids[t]) - int(valid.sum())))
+        sequences.append((gt_ids, gt_boxes, track.ids, track.boxes))
+    return dict(metrics.clear_mot_many(sequences), count_abs_error=float(np.mean(errors)))
+
+
 # --------------------------------------------------------------------------- evaluation during training
 
 
@@ -178,6 +197,37 @@ def reconstructions_with_boxes(model, val: Mapping, count: int = 4) -> dict:
 
 
 DETECTION = Evaluation(metrics=detection_metrics, monitor="ap", mode="max", images=reconstructions_with_boxes)
+
+
+def tracking_metrics(model, val: Mapping) -> dict:
+    """MOTA, MOTP, identity switches and count error of the model's posterior-mode tracks
+    (`model.predict_objects(videos)`) on `val` ("videos", "track_ids", "boxes")."""
+    scores = tracking_scores(model.predict_objects(val["videos"]), val)
+    return {key: scores[key] for key in ("mota", "motp", "num_switches", "count_abs_error")}
+
+
+def videos_with_boxes(model, val: Mapping, count: int = 2) -> dict:
+    """The first `count` validation videos, one image each `[count, 2H + 2, T·W, 3]`: the frames in a row with
+    their true boxes (green) above the reconstructions with the tracked boxes (red)."""
+    videos = tf.constant(val["videos"][:count], tf.float32)  # [V, T, H, W, 3]
+    out = model(videos, training=False)
+    outside = tf.constant([-1.0, -1.0, -1.0, -1.0])
+    shape = tf.shape(videos)
+    frames = tf.reshape(videos, tf.concat([[-1], shape[2:]], 0))  # [V·T, H, W, 3]
+    truth = tf.reshape(tf.constant(val["boxes"][:count], tf.float32), [-1, val["boxes"].shape[2], 4])
+    truth = tf.where(tf.reshape(tf.constant(val["track_ids"][:count]), [-1, val["boxes"].shape[2], 1]) > 0,
+                     truth, outside)
+    predicted = tf.where(out["z_pres"][..., None] > 0.5, out["boxes"], outside)
+    predicted = tf.reshape(predicted, [-1, predicted.shape[2], 4])
+    top = tf.image.draw_bounding_boxes(frames, truth, [[0.0, 1.0, 0.0]])
+    bottom = tf.image.draw_bounding_boxes(tf.reshape(out["reconstruction"], tf.shape(frames)), predicted,
+                                          [[1.0, 0.0, 0.0]])
+    rows = tf.concat([top, tf.ones_like(top[:, :2]), bottom], axis=1)  # [V·T, 2H + 2, W, 3]
+    rows = tf.reshape(rows, tf.concat([shape[:2], tf.shape(rows)[1:]], 0))  # [V, T, 2H + 2, W, 3]
+    return {"truth | tracks": tf.concat(tf.unstack(rows, axis=1), axis=2).numpy()}
+
+
+TRACKING = Evaluation(metrics=tracking_metrics, monitor="mota", mode="max", images=videos_with_boxes)
 
 
 class EvaluationCallback(keras.callbacks.Callback):

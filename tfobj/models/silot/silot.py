@@ -10,16 +10,19 @@ import tensorflow_probability as tfp
 
 from tfobj.config import from_dict
 from tfobj.models.baselines.conncomp import Track
+from tfobj.models.inputs import check_not_empty, checked_videos
+from tfobj.models.noise_state import SavesNoiseState
 from tfobj.models.silot.silot_cells import DiscoveryModule, PropagationCell
 from tfobj.models.silot.silot_config import SILOTConfig
 from tfobj.models.silot.silot_math import logit, normal_kl, propagation_kl, select_objects, static_propagation_prior
 from tfobj.models.spair.count_prior import count_prior_kl
 from tfobj.models.spair.spair_layers import LOGIT_CLIP, ObjectDecoder
 from tfobj.rendering.render_sprites import render_sprites, render_sprites_softmax
-from tfobj.training.schedules import Annealing, count_prior_s, step_function
+from tfobj.training.curriculum import VideoCurriculum
+from tfobj.training.schedules import PresenceAnnealing
 from tfobj.training.strategies import loss_for_replica
 
-__all__ = ["SILOT", "SILOTTrack", "LOSS_KEYS", "SERVING_KEYS", "checked_videos"]
+__all__ = ["SILOT", "SILOTTrack", "LOSS_KEYS", "SERVING_KEYS"]
 
 tfd = tfp.distributions
 
@@ -38,54 +41,6 @@ _PROPAGATION_KEYS = ("where_mean", "where_std", "size_logit_mean", "what_mean", 
 _PRIOR_KEYS = ("where_mean", "where_std", "what_mean", "what_std", "depth_mean", "depth_std", "pres_logits")
 
 
-def checked_videos(videos, model: str = "SILOT", channels: int = 3, multiple: int = 12) -> tf.Tensor:
-    """`videos` `[B, T, H, W, C]` as float32, checked: rank 5, float, `channels` channels, at least one video and
-    one frame, H and W positive multiples of `multiple`, values finite and in [0, 1].
-
-    Static violations raise `ValueError`; those that only show at run time (an exported SavedModel leaves every
-    size unknown) raise `tf.errors.InvalidArgumentError` with the same words, before any later op runs (as
-    `tfobj.models.inputs.checked_images` for images).
-    """
-    videos = tf.convert_to_tensor(videos)
-    shape = videos.shape
-    expected = f"expected {model} videos [B, T, H, W, {channels}] in [0, 1]"
-    if shape.rank != 5:
-        raise ValueError(f"videos must have shape [B, T, H, W, {channels}]; got shape {shape}; {expected}")
-    if not videos.dtype.is_floating:
-        raise ValueError(f"videos must be float in [0, 1]; got dtype {videos.dtype.name}; {expected}")
-    if shape[-1] is not None and shape[-1] != channels:
-        raise ValueError(f"videos must have {channels} channels; got shape {shape}; {expected}")
-    if shape[0] == 0:
-        raise ValueError(f"videos is an empty batch (0 videos); {expected}, B >= 1")
-    if shape[1] == 0:
-        raise ValueError(f"videos have zero frames (T = 0); {expected}, T >= 1")
-    for axis, name in ((2, "H"), (3, "W")):
-        if shape[axis] is not None and (shape[axis] == 0 or shape[axis] % multiple):
-            raise ValueError(f"videos {name} must be a positive multiple of {multiple}; got shape {shape}")
-    videos = tf.cast(videos, tf.float32)
-    dynamic = tf.shape(videos)
-    checks = [tf.debugging.Assert(dynamic[0] > 0, [f"videos is an empty batch (0 videos); {expected}"]),
-              tf.debugging.Assert(dynamic[1] > 0, [f"videos have zero frames (T = 0); {expected}"])]
-    for axis, name in ((2, "H"), (3, "W")):
-        size = dynamic[axis]
-        checks.append(tf.debugging.Assert(tf.logical_and(size > 0, tf.math.floormod(size, multiple) == 0),
-                                          [f"videos {name} must be a positive multiple of {multiple}; got {name} =",
-                                           size]))
-    with tf.control_dependencies(checks):
-        finite = tf.debugging.assert_all_finite(videos, f"{model} videos contain NaN or Inf; expected values in [0, 1]")
-    in_range = [
-        tf.debugging.assert_greater_equal(finite, 0.0, message=f"{model} videos must be in [0, 1]; found a value < 0"),
-        tf.debugging.assert_less_equal(finite, 1.0, message=f"{model} videos must be in [0, 1]; found a value > 1"),
-    ]
-    with tf.control_dependencies(in_range):
-        return tf.identity(finite)
-
-
-def _check_not_empty(videos) -> None:
-    if hasattr(videos, "shape") and len(videos.shape) and videos.shape[0] == 0:
-        raise ValueError("videos is an empty batch (0 videos); expected SILOT videos [B, T, H, W, 3] in [0, 1], B >= 1")
-
-
 @dataclasses.dataclass(frozen=True)
 class SILOTTrack(Track):
     """One video's tracks (`ConnCompTracker`'s `Track`, scored by `tfobj.metrics.clear_mot_many`), with scores:
@@ -98,7 +53,7 @@ _TRACKING_CALLS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 @keras.saving.register_keras_serializable(package="tfobj")
-class SILOT(Annealing, keras.Model):
+class SILOT(VideoCurriculum, PresenceAnnealing, SavesNoiseState, keras.Model):
     """SILOT: SPAIR's discovery on every frame, propagation of each object to the next frame, selection of the K
     best objects, and a softmax renderer; a VAE over videos whose latent is a set of tracked objects.
 
@@ -121,7 +76,9 @@ class SILOT(Annealing, keras.Model):
     weighted by z_pres), of propagated objects against Table 1's propagation priors and against the learned prior,
     the Concrete KL of the propagated presence against the learned prior, and SPAIR's count-prior KL over
     [propagated, discovered] z_pres per frame (E.1). The annealed values (count prior s, training wheels, Concrete
-    temperature) follow the optimizer step in every training step (`tfobj.training.schedules.Annealing`).
+    temperature) follow the optimizer step in every training step (`tfobj.training.schedules.Annealing`), and so
+    does the curriculum (E.1): a training step sees the first `curriculum_frames` frames of each video
+    (`tfobj.training.curriculum.VideoCurriculum`; 2, then 2 more every `config.curriculum_steps` steps).
     Differences from the supplement and the original code: docs/silot.md.
 
     Args:
@@ -196,28 +153,11 @@ class SILOT(Annealing, keras.Model):
             self.background_logits = self.add_weight(name="background_logits", shape=(3,), initializer="zeros")
         self.seed_generator = keras.random.SeedGenerator(seed, name="noise_seed")
         # === Annealed state: assigned from the optimizer step at the start of every training step ===
-        self.count_prior_s = self.annealed_variable("count_prior_s", self._count_prior_s)
-        self.temperature = self.annealed_variable("temperature", self._temperature)
-        self.wheels = self.annealed_variable("training_wheels", self._wheels)
+        self.create_presence_schedules()  # count_prior_s, temperature, wheels
+        self.create_curriculum_schedule()  # curriculum_frames: training steps see the first frames only (E.1)
         # === Metrics: one Mean per ELBO term ===
         self.trackers = {key: keras.metrics.Mean(name=key) for key in LOSS_KEYS}
         self.trackers["num_objects"] = keras.metrics.Mean(name="num_objects")
-
-    # === Schedules (E.1: SPAIR's count prior annealing and training wheels; a constant Concrete temperature) ===
-    def _count_prior_s(self, step):
-        c = self.config
-        return count_prior_s(step, c.count_prior_start, c.count_prior_end, c.count_prior_decay_rate,
-                             c.count_prior_decay_steps)
-
-    def _wheels(self, step):
-        return step_function(step, 1.0, 0.0, self.config.training_wheels_steps)
-
-    def _temperature(self, step):
-        return tf.constant(self.config.concrete_temperature, tf.float32)
-
-    def schedules(self):
-        return [(self.count_prior_s, self._count_prior_s), (self.wheels, self._wheels),
-                (self.temperature, self._temperature)]
 
     # === Forward ===
     def build(self, input_shape):
@@ -513,7 +453,7 @@ class SILOT(Annealing, keras.Model):
 
     # === Tracking ===
     def predict(self, x, *args, **kwargs):
-        _check_not_empty(x["videos"] if isinstance(x, dict) else x)
+        check_not_empty(x["videos"] if isinstance(x, dict) else x, "SILOT", videos=True)
         return super().predict(x, *args, **kwargs)
 
     def predict_objects(self, videos, batch_size: int = 8, sample: bool = False) -> list[SILOTTrack]:
@@ -531,7 +471,7 @@ class SILOT(Annealing, keras.Model):
             (an object keeps its id while propagated), "boxes" float32 `[n_t, 4]` normalised (y_min, x_min, y_max,
             x_max) and "scores" float32 `[n_t]` (presence probabilities).
         """
-        _check_not_empty(videos)
+        check_not_empty(videos, "SILOT", videos=True)
         if self not in _TRACKING_CALLS:
             _TRACKING_CALLS[self] = tf.function(
                 lambda v, s: {key: value for key, value in self(v, training=False, sample=s).items()
@@ -547,19 +487,6 @@ class SILOT(Annealing, keras.Model):
                                          boxes=[boxes[keep] for boxes, keep in zip(out["boxes"][v], present)],
                                          scores=[scores[keep] for scores, keep in zip(out["scores"][v], present)]))
         return tracks
-
-    # === Saving: the noise RNG's state is training state (as SPAIR) ===
-    _RNG_KEY = "noise_seed_state"
-
-    def save_own_variables(self, store):
-        super().save_own_variables(store)
-        store[self._RNG_KEY] = self.seed_generator.state
-
-    def load_own_variables(self, store):
-        keys = list(store.keys())
-        super().load_own_variables({key: store[key] for key in keys if key != self._RNG_KEY})
-        if self._RNG_KEY in keys:
-            self.seed_generator.state.assign(store[self._RNG_KEY])
 
     # === Serving: the signatures tfobj.export_saved_model writes ===
     def serving_endpoints(self) -> dict:

@@ -116,6 +116,8 @@ class SILOTConfig:
     curriculum_start_frames: int = 2  # training starts on the first 2 frames of each video ...
     curriculum_step_frames: int = 2  # ... and adds 2 frames ...
     curriculum_steps: int = 40000  # ... every N_curric steps, until the full video
+    curriculum_max_frames: int | None = None  # None: the curriculum ends at the full video (E.1); n: at n frames
+    # (tfobj's option, for short runs: training never sees more than n frames; evaluation still sees whole videos)
     patience: int = 30000  # steps without a better validation score before an early stop
     stop_lr_divisor: float = 3.0  # on an early stop: back to the best weights, learning rate / 3
     max_stops: int = 3  # training ends at the third early stop
@@ -135,6 +137,11 @@ class SILOTConfig:
         for name in ("attention_std", "render_temperature", "concrete_temperature"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name} must be > 0; got {getattr(self, name)}")
+        if self.curriculum_max_frames is not None and (isinstance(self.curriculum_max_frames, bool) or
+                                                       not isinstance(self.curriculum_max_frames, int) or
+                                                       self.curriculum_max_frames < self.curriculum_start_frames):
+            raise ValueError("curriculum_max_frames must be None (the full video) or an integer >= "
+                             f"curriculum_start_frames = {self.curriculum_start_frames}; got {self.curriculum_max_frames!r}")
         if not self.stop_lr_divisor >= 1.0:
             raise ValueError(f"stop_lr_divisor must be >= 1; got {self.stop_lr_divisor}")
         check_choices(self)

@@ -22,9 +22,7 @@ alternated calls (on a shared machine the minimum is the call least disturbed by
 """
 import argparse
 import os
-import resource
 import sys
-import time
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -36,25 +34,9 @@ import tensorflow as tf  # noqa: E402
 from tfobj.models.lavae.lavae import LAVAE  # noqa: E402
 from tfobj.models.lavae.lavae_config import LAVAEConfig  # noqa: E402
 from tfobj.models.lavae.lavae_math import logit_scale, place_sprites, place_sprites_soft  # noqa: E402
+from benchmarks.timing import alternate, peak_rss_mib  # noqa: E402
 
 
-def run_once(step):
-    start = time.perf_counter()
-    tf.nest.map_structure(lambda t: t.numpy() if hasattr(t, "numpy") else t, step())
-    return time.perf_counter() - start
-
-
-def alternate(steps: dict, repeats: int, stat=np.median) -> dict:
-    """`stat` (median, or min for the sweeps) of the seconds per call of every callable, timed in alternation
-    after two warm-up calls each."""
-    for step in steps.values():
-        run_once(step)
-        run_once(step)
-    times = {name: [] for name in steps}
-    for _ in range(repeats):
-        for name, step in steps.items():
-            times[name].append(run_once(step))
-    return {name: float(stat(t)) for name, t in times.items()}
 
 
 def images_with_objects(batch, size, rng, count=3, side=9):
@@ -190,7 +172,7 @@ def main():
     if not args.no_sweeps:
         placement_sweep(args)
     load = os.getloadavg()
-    print(f"\npeak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB (the whole process); "
+    print(f"\npeak RSS {peak_rss_mib():.0f} MiB (the whole process); "
           f"load average {load[0]:.1f} {load[1]:.1f} {load[2]:.1f} at the end")
 
 

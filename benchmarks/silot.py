@@ -23,7 +23,6 @@ each before repeat r + 1 of any), so a change in the machine's load hits them al
 import argparse
 import dataclasses
 import os
-import resource
 import sys
 import time
 from pathlib import Path
@@ -37,12 +36,8 @@ import tensorflow as tf  # noqa: E402
 from tfobj.models.silot.silot import SILOT  # noqa: E402
 from tfobj.models.silot.silot_config import SILOT_TRAINING, SILOTConfig  # noqa: E402
 from tfobj.training.optimizers import build_optimizer  # noqa: E402
+from benchmarks.timing import peak_rss_mib, run_once  # noqa: E402
 
-
-def run_once(step):
-    start = time.perf_counter()
-    tf.nest.map_structure(lambda t: t.numpy() if hasattr(t, "numpy") else t, step())
-    return time.perf_counter() - start
 
 
 def moving_squares(batch, frames, size, objects, side=10, seed=0):
@@ -131,7 +126,7 @@ def main():
     for size in args.sizes:
         row(f"{size}×{size} ({(size // 12) ** 2})", (size, k, many), base + (many,))
     load = os.getloadavg()
-    print(f"\npeak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB (the whole process); "
+    print(f"\npeak RSS {peak_rss_mib():.0f} MiB (the whole process); "
           f"load average {load[0]:.1f} {load[1]:.1f} {load[2]:.1f} at the end")
 
 

@@ -14,9 +14,7 @@ more renderer sweeps and a dense reference renderer.
 import argparse
 import functools
 import os
-import resource
 import sys
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -28,6 +26,7 @@ from tfobj.models.spair import spair as spair_module  # noqa: E402
 from tfobj.models.spair.spair_config import SPAIR_TRAINING  # noqa: E402
 from tfobj.rendering.render_sprites import render_sprites  # noqa: E402
 from tfobj.training.optimizers import build_optimizer  # noqa: E402
+from benchmarks.timing import peak_rss_mib, run_once  # noqa: E402
 
 CONFIGS = ("pairs", "auto", "pairs+xla", "auto+xla")  # renderer method [+ XLA]; the first is the baseline
 
@@ -41,11 +40,6 @@ def make_steps(model, images, jit):
     batches = iter(tf.data.Dataset.from_tensors({"images": images}).repeat())
     return (lambda: model.train_function(batches)), (lambda: model.predict_function([{"images": images}]))
 
-
-def run_once(step):
-    start = time.perf_counter()
-    tf.nest.map_structure(lambda t: t.numpy() if hasattr(t, "numpy") else t, step())
-    return time.perf_counter() - start
 
 
 def build(config, images):
@@ -98,7 +92,7 @@ def main():
             print(f"| {size}x{size} | {config} | {train:.1f} | {infer:.1f} | {ratio} |", flush=True)
     if not args.no_sweeps:
         renderer_sweeps(args.repeats)
-    print(f"\npeak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB (the whole process, "
+    print(f"\npeak RSS {peak_rss_mib():.0f} MiB (the whole process, "
           f"every configuration; per configuration: benchmarks/spair_profile.py)")
 
 

@@ -19,9 +19,7 @@ machine the minimum is the call least disturbed by other load).
 """
 import argparse
 import os
-import resource
 import sys
-import time
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -34,25 +32,9 @@ from tfobj.models.tusk.sliced_wasserstein import random_projections, sliced_wass
 from tfobj.models.tusk.tusk import TUSK  # noqa: E402
 from tfobj.models.tusk.tusk_config import TUSK_PRESETS, TUSK_TRAINING  # noqa: E402
 from tfobj.training.optimizers import build_optimizer  # noqa: E402
+from benchmarks.timing import alternate, peak_rss_mib  # noqa: E402
 
 
-def run_once(step):
-    start = time.perf_counter()
-    tf.nest.map_structure(lambda t: t.numpy() if hasattr(t, "numpy") else t, step())
-    return time.perf_counter() - start
-
-
-def alternate(steps: dict, repeats: int, stat=np.median) -> dict:
-    """`stat` (median, or min for the sweeps) of the seconds per call of every callable, timed in alternation
-    after two warm-up calls each."""
-    for step in steps.values():
-        run_once(step)
-        run_once(step)
-    times = {name: [] for name in steps}
-    for _ in range(repeats):
-        for name, step in steps.items():
-            times[name].append(run_once(step))
-    return {name: float(stat(t)) for name, t in times.items()}
 
 
 def model_table(args):
@@ -133,7 +115,7 @@ def main():
     if not args.no_sweeps:
         sliced_wasserstein_sweeps(args)
     load = os.getloadavg()
-    print(f"\npeak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB (the whole process); "
+    print(f"\npeak RSS {peak_rss_mib():.0f} MiB (the whole process); "
           f"load average {load[0]:.1f} {load[1]:.1f} {load[2]:.1f} at the end")
 
 

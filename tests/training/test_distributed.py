@@ -22,6 +22,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tests.training.distributed_compare import relative_deviation, weights
+
 SCRIPT = Path(__file__).with_name("distributed_run.py")
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -55,17 +57,6 @@ def two_workers(outs, run_dir, *extra, expected=0):
     for process in processes:
         wait(process, expected)
 
-
-def weights(result, kind="last"):
-    return [result[key] for key in sorted((k for k in result.files if k.startswith(kind + "/")),
-                                          key=lambda k: int(k.split("/")[1]))]
-
-
-def relative_deviation(actual, expected) -> float:
-    """|actual's trained weights - expected's| / |expected's training movement| (Euclidean, all weights)."""
-    deviation = sum(np.sum((a - e) ** 2) for a, e in zip(weights(actual), weights(expected), strict=True))
-    movement = sum(np.sum((e - f) ** 2) for e, f in zip(weights(expected), weights(expected, "first"), strict=True))
-    return float(np.sqrt(deviation / movement))
 
 
 def assert_same_training(actual, expected):

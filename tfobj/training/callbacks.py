@@ -19,6 +19,13 @@ from tfobj.training.evaluation import current_step
 log = logging.getLogger(__name__)
 
 
+def improves(value: float, best: dict | None, mode: str) -> bool:
+    """Whether `value` is better than `best["value"]` ("max": larger, "min": smaller); anything beats None."""
+    if best is None:
+        return True
+    return value > best["value"] if mode == "max" else value < best["value"]
+
+
 class NonFiniteLossError(FloatingPointError):
     """Raised by `StopOnNaN` when the training loss becomes NaN or Inf; `step` is the optimizer step."""
 
@@ -120,9 +127,7 @@ class BestCheckpoint(keras.callbacks.Callback):
             self._trim_at_next_epoch = False
 
     def _better(self, value: float) -> bool:
-        if self.best is None:
-            return True
-        return value > self.best["value"] if self.mode == "max" else value < self.best["value"]
+        return improves(value, self.best, self.mode)
 
     def on_epoch_end(self, epoch, logs=None):
         logs = logs or {}
@@ -202,9 +207,7 @@ class EarlyStopRestoreDecay(keras.callbacks.Callback):
                              "(a variable), not a LearningRateSchedule")
 
     def _better(self, value: float) -> bool:
-        if self.best is None:
-            return True
-        return value > self.best["value"] if self.mode == "max" else value < self.best["value"]
+        return improves(value, self.best, self.mode)
 
     def on_epoch_end(self, epoch, logs=None):
         logs = logs or {}

@@ -60,7 +60,9 @@ def moving_squares(batch, frames, size, objects, side=10, seed=0):
 
 def build(size, slots, args):
     """The paper's SILOT with K = `slots`, its train and serve steps on a batch of videos of `size`."""
-    model = SILOT(dataclasses.replace(SILOTConfig(), num_objects=slots), seed=0)
+    # curriculum_start_frames: every timed training step runs on all `--frames` frames (the curriculum would clip
+    # the first 40,000 steps to 2 frames, while the rates count batch × frames).
+    model = SILOT(dataclasses.replace(SILOTConfig(), num_objects=slots, curriculum_start_frames=args.frames), seed=0)
     videos = {n: tf.constant(moving_squares(args.batch, args.frames, size, n)) for n in args.objects}
     first = videos[args.objects[0]]
     model(first[:1, :2])

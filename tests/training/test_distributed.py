@@ -85,6 +85,7 @@ def test_mirrored_strategy_on_two_logical_devices_matches_one_device(single):
     assert_same_training(mirrored, reference)
 
 
+@pytest.mark.slow
 def test_control_an_undivided_replica_loss_fails_the_comparison(single):
     assert relative_deviation(single["control"], single["single"]) > 0.5
     with pytest.raises(AssertionError):

@@ -169,7 +169,9 @@ class EarlyStopRestoreDecay(keras.callbacks.Callback):
     `start_step`), kept in memory (the trainable variables; the optimizer's moments continue). `fit_model`'s
     `BestCheckpoint` keeps the run's final weights; this callback only decides the restarts and the end.
 
-    A run resumed by `BackupAndRestore` keeps its learning rate (an optimizer variable) but restarts this record.
+    A run resumed by `BackupAndRestore` restarts this record and keeps the learning rate of its last backup; the
+    backup of the period in which a stop fires is written before the stop (`fit_model` runs its callbacks before
+    the caller's), so a run killed after a stop and before the next backup resumes without it.
 
     Args:
         monitor: the log key (e.g. "val_mota").

@@ -458,7 +458,7 @@ class SILOT(VideoCurriculum, PresenceAnnealing, SavesNoiseState, keras.Model):
 
     def predict_objects(self, videos, batch_size: int = 8, sample: bool = False) -> list[SILOTTrack]:
         """The tracked objects of each video, in the format `tfobj.metrics.clear_mot_many` scores (as
-        `ConnCompTracker.track`; `tfobj.experiments.common.tracking_scores`).
+        `ConnCompTracker.track`; `tfobj.training.evaluation.tracking_scores`).
 
         Args:
             videos: float `[V, T, H, W, 3]` in [0, 1] (numpy or tensor).

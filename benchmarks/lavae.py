@@ -34,7 +34,7 @@ import tensorflow as tf  # noqa: E402
 from tfobj.models.lavae.lavae import LAVAE  # noqa: E402
 from tfobj.models.lavae.lavae_config import LAVAEConfig  # noqa: E402
 from tfobj.models.lavae.lavae_math import logit_scale, place_sprites, place_sprites_soft  # noqa: E402
-from benchmarks.timing import alternate, peak_rss_mib  # noqa: E402
+from benchmarks.timing import add_sweep_options, alternate, footer, header  # noqa: E402
 
 
 
@@ -159,21 +159,14 @@ def main():
     parser.add_argument("--samples", type=int, nargs="+", default=[1, 10, 50], help="importance samples per call")
     parser.add_argument("--nll-batch", type=int, default=4, help="images per importance_log_weights call")
     parser.add_argument("--sweep-batch", type=int, default=16)
-    parser.add_argument("--no-sweeps", action="store_true", help="skip the placement sweeps")
-    parser.add_argument("--sweep-repeats", type=int, default=7, help="the sweeps report the fastest of these "
-                        "(the call least disturbed by other load on a shared machine)")
-    parser.add_argument("--sweeps-only", action="store_true", help="only the sweeps")
+    add_sweep_options(parser, "placement sweeps")
     args = parser.parse_args()
-    load = os.getloadavg()
-    print(f"TensorFlow {tf.__version__}, {os.cpu_count()} CPUs, load average {load[0]:.1f} {load[1]:.1f} "
-          f"{load[2]:.1f} at start; LAVAEConfig() (appendix B, multi-MNIST: F = 46, M = 10, 17×17 sprites)")
+    print(header("LAVAEConfig() (appendix B, multi-MNIST: F = 46, M = 10, 17×17 sprites)"))
     if not args.sweeps_only:
         nll_table(model_table(args), args)
     if not args.no_sweeps:
         placement_sweep(args)
-    load = os.getloadavg()
-    print(f"\npeak RSS {peak_rss_mib():.0f} MiB (the whole process); "
-          f"load average {load[0]:.1f} {load[1]:.1f} {load[2]:.1f} at the end")
+    print(footer())
 
 
 if __name__ == "__main__":

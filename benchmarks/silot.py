@@ -36,7 +36,7 @@ import tensorflow as tf  # noqa: E402
 from tfobj.models.silot.silot import SILOT  # noqa: E402
 from tfobj.models.silot.silot_config import SILOT_TRAINING, SILOTConfig  # noqa: E402
 from tfobj.training.optimizers import build_optimizer  # noqa: E402
-from benchmarks.timing import peak_rss_mib, run_once  # noqa: E402
+from benchmarks.timing import footer, header, run_once  # noqa: E402
 
 
 
@@ -88,10 +88,8 @@ def main():
     parser.add_argument("--slots", type=int, nargs="+", default=[4, 16], help="K values at the first size")
     parser.add_argument("--objects", type=int, nargs="+", default=[1, 8], help="squares per video")
     args = parser.parse_args()
-    load = os.getloadavg()
-    print(f"TensorFlow {tf.__version__}, {os.cpu_count()} CPUs, load average {load[0]:.1f} {load[1]:.1f} "
-          f"{load[2]:.1f} at start; SILOTConfig() (Tables 1, 2), batch {args.batch} videos of {args.frames} frames; "
-          f"median of {args.repeats} alternated repeats")
+    print(header(f"SILOTConfig() (Tables 1, 2), batch {args.batch} videos of {args.frames} frames; "
+          f"median of {args.repeats} alternated repeats"))
     k = SILOTConfig().num_objects
     models = [(args.sizes[0], slots) for slots in args.slots if slots != k] + [(size, k) for size in args.sizes]
     steps = {}
@@ -116,20 +114,18 @@ def main():
         train0, track0 = rate[reference[:2] + ("train", reference[2])], rate[reference[:2] + ("track", reference[2])]
         print(f"| {label} | {train:.2f} | {track:.1f} | {train / train0:.2f}× | {track / track0:.2f}× |")
 
-    header = "| {} | train frames/s | track frames/s | train, ratio | track, ratio |\n|---|---|---|---|---|"
+    columns = "| {} | train frames/s | track frames/s | train, ratio | track, ratio |\n|---|---|---|---|---|"
     many = args.objects[-1]
-    print(f"\n### (a) objects in the video: {base[0]}×{base[0]}, K = {k}\n\n" + header.format("objects"))
+    print(f"\n### (a) objects in the video: {base[0]}×{base[0]}, K = {k}\n\n" + columns.format("objects"))
     for n in args.objects:
         row(str(n), base + (n,), base + (args.objects[0],))
-    print(f"\n### (b) propagated slots K: {base[0]}×{base[0]}, {many} objects\n\n" + header.format("K"))
+    print(f"\n### (b) propagated slots K: {base[0]}×{base[0]}, {many} objects\n\n" + columns.format("K"))
     for slots in sorted(set(args.slots) | {k}):
         row(str(slots), (base[0], slots, many), (base[0], min(set(args.slots) | {k}), many))
-    print(f"\n### (c) frame size: K = {k}, {many} objects\n\n" + header.format("frame (cells)"))
+    print(f"\n### (c) frame size: K = {k}, {many} objects\n\n" + columns.format("frame (cells)"))
     for size in args.sizes:
         row(f"{size}×{size} ({(size // 12) ** 2})", (size, k, many), base + (many,))
-    load = os.getloadavg()
-    print(f"\npeak RSS {peak_rss_mib():.0f} MiB (the whole process); "
-          f"load average {load[0]:.1f} {load[1]:.1f} {load[2]:.1f} at the end")
+    print(footer())
 
 
 if __name__ == "__main__":

@@ -32,7 +32,7 @@ from tfobj.models.tusk.sliced_wasserstein import random_projections, sliced_wass
 from tfobj.models.tusk.tusk import TUSK  # noqa: E402
 from tfobj.models.tusk.tusk_config import TUSK_PRESETS, TUSK_TRAINING  # noqa: E402
 from tfobj.training.optimizers import build_optimizer  # noqa: E402
-from benchmarks.timing import alternate, peak_rss_mib  # noqa: E402
+from benchmarks.timing import add_sweep_options, alternate, footer, header  # noqa: E402
 
 
 
@@ -102,21 +102,14 @@ def main():
     parser.add_argument("--batch", type=int, default=4, help="images per step (Table 10: 40 MNIST, 76 Tetrominoes)")
     parser.add_argument("--configs", nargs="+", default=["mnist@80", "tetrominoes@112"],
                         help="PRESET@SIZE (presets: " + ", ".join(TUSK_PRESETS) + "); the first is the baseline")
-    parser.add_argument("--no-sweeps", action="store_true", help="skip the sliced Wasserstein sweeps")
-    parser.add_argument("--sweep-repeats", type=int, default=7, help="the sweeps report the fastest of these "
-                        "(the call least disturbed by other load on a shared machine)")
-    parser.add_argument("--sweeps-only", action="store_true", help="only the sweeps")
+    add_sweep_options(parser, "sliced Wasserstein sweeps")
     args = parser.parse_args()
-    load = os.getloadavg()
-    print(f"TensorFlow {tf.__version__}, {os.cpu_count()} CPUs, load average {load[0]:.1f} {load[1]:.1f} "
-          f"{load[2]:.1f} at start; TUSK_PRESETS (Table 10)")
+    print(header("TUSK_PRESETS (Table 10)"))
     if not args.sweeps_only:
         model_table(args)
     if not args.no_sweeps:
         sliced_wasserstein_sweeps(args)
-    load = os.getloadavg()
-    print(f"\npeak RSS {peak_rss_mib():.0f} MiB (the whole process); "
-          f"load average {load[0]:.1f} {load[1]:.1f} {load[2]:.1f} at the end")
+    print(footer())
 
 
 if __name__ == "__main__":

@@ -40,6 +40,7 @@ _PUBLIC = {
     "plot_objects": "tfobj.figures",
     "render_sprites": "tfobj.rendering.render_sprites",
     "render_sprites_softmax": "tfobj.rendering.render_sprites",
+    "spatial_attention": "tfobj.models.silot.silot_math",
     "sliced_wasserstein": "tfobj.models.tusk.sliced_wasserstein",
     "soft_argmax": "tfobj.models.tusk.keypoints",
 }

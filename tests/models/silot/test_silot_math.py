@@ -159,3 +159,32 @@ def test_boxes_and_positions():
                                  tf.constant([[1.0, -2.0, 0.5, 3.0]]))
     np.testing.assert_allclose(position.numpy(), [[0.6, 0.05]], rtol=1e-6)
     np.testing.assert_allclose(size.numpy(), [[0.55, 0.55]], rtol=1e-6)
+
+
+def test_spatial_attention_matches_a_numpy_loop_of_the_formula():
+    """Σ_k mask_k · G(rel, σ) · mlp([f_k, rel_y, rel_x, g_q]), rel = yx_k − yx_q, by plain loops over b, q, k."""
+    from tfobj.models.silot.silot_math import spatial_attention
+
+    rng = np.random.default_rng(3)
+    b, q, k, f, e, d, sigma = 2, 3, 4, 5, 2, 3, 0.3
+    query_yx, object_yx = rng.random((b, q, 2)), rng.random((b, k, 2))
+    features, query_features = rng.normal(size=(b, k, f)), rng.normal(size=(b, q, e))
+    mask = np.array([[1.0, 0.0, 1.0, 0.5], [0.0, 1.0, 1.0, 1.0]])
+    weights = rng.normal(size=(f + 2 + e, d))
+
+    def mlp(x):
+        return tf.tanh(tf.tensordot(x, tf.constant(weights), 1))
+
+    got = spatial_attention(query_yx, object_yx, features, mlp, sigma, query_features, mask).numpy()
+    expected = np.zeros((b, q, d))
+    for i in range(b):
+        for j in range(q):
+            for n in range(k):
+                rel = object_yx[i, n] - query_yx[i, j]
+                density = np.exp(-rel @ rel / (2 * sigma**2)) / (2 * np.pi * sigma**2)
+                expected[i, j] += mask[i, n] * density * np.tanh(np.concatenate([features[i, n], rel,
+                                                                                 query_features[i, j]]) @ weights)
+    np.testing.assert_allclose(got, expected, rtol=1e-10, atol=1e-12)
+    shared = spatial_attention(query_yx[0], object_yx, features, lambda x: mlp(tf.concat([x, tf.zeros(
+        tf.concat([tf.shape(x)[:-1], [e]], 0), x.dtype)], -1)), sigma).numpy()  # [Q, 2] queries, no mask
+    assert shared.shape == (b, q, d)

@@ -9,7 +9,7 @@ import keras
 import tensorflow as tf
 
 from tfobj.layers.mlp import MLP
-from tfobj.models.silot.silot_math import gaussian_weight
+from tfobj.models.silot.silot_math import spatial_attention
 
 __all__ = ["DiscoveryAttention", "PropagationAttention"]
 
@@ -54,15 +54,9 @@ class DiscoveryAttention(keras.layers.Layer):
         rows = (tf.cast(tf.range(height), positions.dtype) + 0.5) * self.cell_size  # [h]
         cols = (tf.cast(tf.range(width), positions.dtype) + 0.5) * self.cell_size  # [w]
         centres = tf.stack(tf.meshgrid(rows, cols, indexing="ij"), axis=-1)  # [h, w, 2]
-        relative = positions[:, None, None, :, :] - centres[None, :, :, None, :]  # [B, h, w, K, 2]
-        shape = tf.shape(relative)
-        features = tf.broadcast_to(objects[:, None, None], tf.concat([shape[:4], tf.shape(objects)[-1:]], 0))
-        values = self.mlp(tf.concat([features, tf.cast(relative, features.dtype)], axis=-1))  # [B, h, w, K, D]
-        weights = gaussian_weight(relative, self.std)  # [B, h, w, K]
-        if presence is not None:
-            weights = weights * tf.cast(presence, weights.dtype)[:, None, None, :]
-        weights = tf.cast(weights, values.dtype)[..., None]  # [B, h, w, K, 1]
-        return tf.reduce_sum(weights * values, axis=3)  # [B, h, w, D]
+        summary = spatial_attention(tf.reshape(centres, [-1, 2]), positions, objects, self.mlp, self.std,
+                                    object_mask=presence)  # [B, h·w, D]
+        return tf.reshape(summary, tf.concat([tf.shape(summary)[:1], [height, width], tf.shape(summary)[-1:]], 0))
 
     def get_config(self):
         return {**super().get_config(), "hidden": self.hidden, "output_size": self.output_size, "std": self.std,
@@ -115,16 +109,8 @@ class PropagationAttention(keras.layers.Layer):
         own = self.object_mlp(tf.concat([objects, tf.cast(positions, objects.dtype)], axis=-1))  # u′ [B, K, D]
         if not self.attention:
             return own
-        relative = positions[:, None, :, :] - positions[:, :, None, :]  # [B, ℓ, k, 2]: o_k − o_ℓ
-        num = tf.shape(objects)[1]
-        others = tf.repeat(objects[:, None], num, axis=1)  # [B, ℓ, k, F]: o_k
-        targets = tf.repeat(own[:, :, None], num, axis=2)  # [B, ℓ, k, D]: u′_ℓ
-        values = self.spatial_mlp(tf.concat([others, tf.cast(relative, objects.dtype), targets], axis=-1))
-        weights = gaussian_weight(relative, self.std)  # [B, ℓ, k]
-        if presence is not None:
-            weights = weights * tf.cast(presence, weights.dtype)[:, None, :]
-        weights = tf.cast(weights, values.dtype)[..., None]  # [B, ℓ, k, 1]
-        return own + tf.reduce_sum(weights * values, axis=2)  # [B, K, D]
+        return own + spatial_attention(positions, positions, objects, self.spatial_mlp, self.std, query_features=own,
+                                       object_mask=presence)  # [B, K, D]
 
     def get_config(self):
         return {**super().get_config(), "object_hidden": self.object_hidden, "spatial_hidden": self.spatial_hidden,

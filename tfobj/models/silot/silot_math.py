@@ -12,7 +12,7 @@ import math
 import tensorflow as tf
 
 __all__ = ["gated_what", "gaussian_weight", "glimpse_box", "logit", "normal_kl", "object_boxes", "object_positions",
-           "propagation_kl", "select_objects", "static_propagation_prior", "update_depth", "update_position",
+           "propagation_kl", "select_objects", "spatial_attention", "static_propagation_prior", "update_depth", "update_position",
            "update_presence", "update_size"]
 
 _EPSILON = 1e-6  # keeps logit(o) finite for o at 0 or 1
@@ -149,6 +149,46 @@ def gaussian_weight(relative, std: float):
     squared = tf.reduce_sum(tf.square(relative), axis=-1)
     return tf.exp(-0.5 * squared / (std * std)) / (2.0 * math.pi * std * std)
 
+
+
+def spatial_attention(query_yx, object_yx, object_features, mlp, sigma: float, query_features=None,
+                      object_mask=None):
+    """Spatial attention (supplement B), shared by discovery (B.1) and propagation (B.2): for every query q,
+
+        Σ_k mask_k · G(rel_qk, σ) · mlp(concat[object_features_k, rel_qk, query_features_q]),  rel_qk = yx_k − yx_q,
+
+    G the density of N(0, σ²I₂) (`gaussian_weight`). Positions are in the original code's anchor units
+    (pixels / 48): σ = 0.1 is 4.8 px. Vectorised over all queries and objects.
+
+    Args:
+        query_yx: float `[B, Q, 2]` (or `[Q, 2]`, the same for every batch row).
+        object_yx: float `[B, K, 2]`.
+        object_features: float `[B, K, F]`, the objects' attributes without y, x.
+        mlp: a callable on the last axis, `[..., F + 2 (+ E)] -> [..., D]`.
+        sigma: σ of the kernel, anchor units.
+        query_features: float `[B, Q, E]` or None.
+        object_mask: float `[B, K]` or None; objects with mask 0 contribute nothing.
+
+    Returns:
+        float `[B, Q, D]`.
+    """
+    query_yx, object_yx = tf.convert_to_tensor(query_yx), tf.convert_to_tensor(object_yx)
+    object_features = tf.convert_to_tensor(object_features)
+    if query_yx.shape.rank == 2:
+        query_yx = tf.broadcast_to(query_yx[None], tf.concat([tf.shape(object_yx)[:1], tf.shape(query_yx)], 0))
+    relative = object_yx[:, None, :, :] - tf.cast(query_yx, object_yx.dtype)[:, :, None, :]  # [B, Q, K, 2]
+    shape = tf.shape(relative)
+    inputs = [tf.broadcast_to(object_features[:, None], tf.concat([shape[:3], tf.shape(object_features)[-1:]], 0)),
+              tf.cast(relative, object_features.dtype)]
+    if query_features is not None:
+        query_features = tf.convert_to_tensor(query_features)
+        inputs.append(tf.broadcast_to(query_features[:, :, None],
+                                      tf.concat([shape[:3], tf.shape(query_features)[-1:]], 0)))
+    values = mlp(tf.concat(inputs, axis=-1))  # [B, Q, K, D]
+    weights = gaussian_weight(relative, sigma)  # [B, Q, K]
+    if object_mask is not None:
+        weights = weights * tf.cast(object_mask, weights.dtype)[:, None, :]
+    return tf.reduce_sum(tf.cast(weights, values.dtype)[..., None] * values, axis=2)  # [B, Q, D]
 
 def select_objects(propagated_pres, discovered_pres, num_slots: int | None = None):
     """SILOT's selection: the K objects of highest presence among the K propagated and N discovered ones.

@@ -28,7 +28,8 @@ OTHER = dataclasses.replace(
     TINY, attention_std=0.2, attention_presence_weighted=False, propagation_attention=False, what_update="additive",
     propagation_size_prior="absolute", propagation_prior_hw=(-2.197, 0.5), renderer="original",
     background="learn_solid", pres_kl="original", concrete_temperature=0.7, training_wheels_steps=0,
-    discovery_dropout=0.3)
+    discovery_dropout=0.3, discovery_size_init=7.0, propagation_pres_init=2.0,
+    propagation_where_std_at_prior=True)
 B, T, S = 2, 2, 24  # frame 1 propagates frame 0's objects
 K, N, A = TINY.num_objects, (S // 12) ** 2, TINY.num_what
 VIDEOS = np.random.default_rng(0).random((B, T, S, S, 3)).astype(np.float32)
@@ -353,6 +354,28 @@ def test_empty_batches_are_refused_by_predict(model):
     for call in (lambda: model.predict(empty, verbose=0), lambda: model.predict_objects(empty)):
         with pytest.raises(ValueError, match=r"empty batch \(0 videos\)"):
             call()
+
+
+def test_initial_biases_set_the_first_boxes_size_and_propagated_presence():
+    config = dataclasses.replace(TINY, discovery_size_init=7.0, propagation_pres_init=3.0)
+    silot = SILOT(config, seed=1)
+    out = silot(np.zeros((B, T, S, S, 3), np.float32))  # zero frames: every head outputs its bias
+    size = 7.0 / 48.0
+    np.testing.assert_allclose(out["disc_where_mean"].numpy()[..., 2:4], np.log(size / (1 - size)), rtol=1e-5)
+    boxes = out["boxes"].numpy()[:, 0]  # [B, K, 4] frame 0: every slot holds a discovered object
+    heights = (boxes[..., 2] - boxes[..., 0]) * S
+    np.testing.assert_allclose(heights, 7.0, rtol=1e-5)
+    np.testing.assert_array_equal(silot.propagation.pres_net.dense_layers[-1].bias.numpy(), [3.0])
+    at_prior = SILOT(dataclasses.replace(TINY, propagation_where_std_at_prior=True), seed=1)
+    at_prior(VIDEOS)
+    bias = at_prior.propagation.where_net.dense_layers[-1].bias.numpy()  # y, x, h, w means, then raw stds
+    np.testing.assert_array_equal(bias[:4], 0.0)
+    np.testing.assert_allclose(2.0 / (1.0 + np.exp(-bias[4:])), 0.3, rtol=1e-5)  # Table 1's (0, 0.3) priors
+    default = SILOT(TINY, seed=1)
+    default(VIDEOS)
+    np.testing.assert_array_equal(default.discovery.cells.box_net.dense_layers[-1].bias.numpy(), 0.0)
+    with pytest.raises(ValueError, match="discovery_size_init must be None or a size in pixels"):
+        dataclasses.replace(TINY, discovery_size_init=48.0)
 
 
 def test_bad_config_values():

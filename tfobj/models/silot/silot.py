@@ -170,7 +170,25 @@ class SILOT(VideoCurriculum, PresenceAnnealing, SavesNoiseState, keras.Model):
         if c.learned_prior:
             self.prior_propagation.build(frame_shape)
         self.object_decoder.build((None, None, c.num_what))
+        self._initial_biases()
         self.built = True
+
+    def _initial_biases(self):
+        """The config's initial output biases (`discovery_size_init`, `propagation_pres_init`,
+        `propagation_where_std_at_prior`); loaded weights replace them."""
+        c = self.config
+        if c.discovery_size_init is not None:
+            where = self.discovery.cells.box_net.dense_layers[-1].bias  # [8 + P]: y, x, h, w means first
+            size = [c.discovery_size_init / a for a in c.anchor_size]
+            value = tf.tensor_scatter_nd_update(tf.cast(where, tf.float32), [[2], [3]], logit(tf.constant(size)))
+            where.assign(tf.cast(value, where.dtype))
+        if c.propagation_where_std_at_prior:  # std = 2·sigm(raw) (positive_std) equal to the prior's
+            where = self.propagation.where_net.dense_layers[-1].bias  # [8]: y, x, h, w means, then their raw stds
+            stds = [c.propagation_prior_yx[1]] * 2 + [c.propagation_prior_hw[1]] * 2
+            raw = tf.concat([tf.cast(where[:4], tf.float32), logit(tf.constant(stds) / 2.0)], 0)
+            where.assign(tf.cast(raw, where.dtype))
+        pres = self.propagation.pres_net.dense_layers[-1].bias  # [1]
+        pres.assign(tf.fill(tf.shape(pres), tf.cast(c.propagation_pres_init, pres.dtype)))
 
     def _noise(self, batch, frames, cells, sample):
         """Standard noise for every frame: discovery `[B, T, N, ·]`, propagation and prior `[B, T, K, ·]`."""

@@ -112,6 +112,19 @@ class SILOTConfig:
     # "while" (a tf.while_loop, as always when T is unknown, e.g. the exported SavedModel); docs/silot.md.
     frame_loop: Literal["python", "while"] = "python"
 
+    # --- Initial output biases (tfobj's options for short runs; the defaults are Keras' zero biases, as the
+    # original code's). They change where training starts, not the model.
+    # The discovered boxes' initial size in pixels: the bias of d_where's h, w logits set to logit(size / anchor).
+    # None: logit 0, half the anchor (24 px), two to three times a digit, which a short run does not undo.
+    discovery_size_init: float | None = None
+    # The initial bias of p_pres's logit. 0: a propagated object's Concrete factor is Uniform(0, 1) at first (it
+    # loses half its presence per frame on average); 3: kept with probability sigm(3) = 0.95 per frame.
+    propagation_pres_init: float = 0.0
+    # True: p_where's standard deviations start at the propagation prior's (Table 1: 0.3), so a carried object's
+    # where KL is near 0 at first. False (Keras' zero bias): they start at 2·sigm(0) = 1, a KL of about 15 nats per
+    # object and frame that the training wheels keep for their 1,000 steps.
+    propagation_where_std_at_prior: bool = False
+
     # --- Curriculum and early stopping (E.1; Table 1) ---
     curriculum_start_frames: int = 2  # training starts on the first 2 frames of each video ...
     curriculum_step_frames: int = 2  # ... and adds 2 frames ...
@@ -142,6 +155,9 @@ class SILOTConfig:
                                                        self.curriculum_max_frames < self.curriculum_start_frames):
             raise ValueError("curriculum_max_frames must be None (the full video) or an integer >= "
                              f"curriculum_start_frames = {self.curriculum_start_frames}; got {self.curriculum_max_frames!r}")
+        if self.discovery_size_init is not None and not 0.0 < self.discovery_size_init < min(self.anchor_size):
+            raise ValueError("discovery_size_init must be None or a size in pixels in (0, anchor) = (0, "
+                             f"{min(self.anchor_size)}); got {self.discovery_size_init}")
         if not self.stop_lr_divisor >= 1.0:
             raise ValueError(f"stop_lr_divisor must be >= 1; got {self.stop_lr_divisor}")
         check_choices(self)

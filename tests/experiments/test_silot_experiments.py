@@ -77,6 +77,7 @@ def test_a_tiny_run_returns_the_tracking_row(tmp_path):
     assert result["best_step"] in (2, 4, 6)
     assert len(result["examples"]["videos"]) == 3 and len(result["examples"]["pred_tracks"]) == 3
     assert (tmp_path / "run" / "best.weights.h5").exists() and (tmp_path / "run" / "saved_model").exists()
+    assert (tmp_path / "run" / "early_stops" / "early_stops.json").exists()  # the stops' record, for a resume
     test = TINY_EXPERIMENT.data.load("test")
     assert result["metrics"]["num_objects"] == int((test["track_ids"] > 0).sum())
     assert np.isfinite(result["metrics"]["count_abs_error"])

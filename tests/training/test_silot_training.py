@@ -239,6 +239,50 @@ def test_early_stops_restore_the_best_weights_divide_the_rate_and_end_at_the_thi
     assert model.w.numpy() == pytest.approx(w[14])
 
 
+def test_early_stops_kept_in_state_dir_continue_across_a_resume(tmp_path):
+    """The first test's run cut after epoch 5 (step 10, between the first and second stops) and continued by a new
+    callback reading the record: the same stops, rates and best weights as the uninterrupted run."""
+    scores = [0.1, 0.5, 0.3, 0.2, 0.2, 0.2, 0.6, 0.1, 0.1] + [0.0] * 11
+    whole = fit_with_scores(scores, 20, patience=4, max_stops=3)
+    model = LinearStub()
+    model.compile(optimizer=keras.optimizers.SGD(0.1))
+    data = np.zeros((4, 1), np.float32)
+    first = EarlyStopRestoreDecay("val_mota", patience=4, max_stops=3, state_dir=tmp_path / "stops")
+    model.fit(data, batch_size=2, epochs=5, verbose=0, shuffle=False, callbacks=[Scores(scores[:5]), first])
+    assert first.stops == [8] and sorted(p.name for p in (tmp_path / "stops").iterdir()) == [
+        "early_stops.json", "early_stops_best.npz"]
+    resumed = EarlyStopRestoreDecay("val_mota", patience=4, max_stops=3, state_dir=tmp_path / "stops")
+    model.fit(data, batch_size=2, epochs=15, verbose=0, shuffle=False, callbacks=[Scores(scores[5:]), resumed])
+    assert resumed.stops == whole[1].stops == [8, 12, 18]
+    assert resumed.best == whole[1].best == {"step": 14, "value": 0.6}
+    assert model.w.numpy() == pytest.approx(whole[0].w.numpy())
+    assert float(model.optimizer.learning_rate.numpy()) == pytest.approx(0.1 / 9)
+    fresh = EarlyStopRestoreDecay("val_mota", patience=4, max_stops=3)  # no state_dir: the record restarts
+    model.fit(data, batch_size=2, epochs=1, verbose=0, shuffle=False, callbacks=[Scores([0.0]), fresh])
+    assert fresh.stops == [] and fresh.best["value"] == 0.0
+
+
+def test_a_stop_after_the_last_backup_is_applied_again_on_resume(tmp_path):
+    """Killed after the stop at step 8 but restored from a backup of step 8 written before it (the weights of
+    step 8 and the rate 0.1): the resumed callback goes back to step 4's weights and divides the rate."""
+    scores = [0.1, 0.5, 0.3, 0.2]
+    model = LinearStub()
+    model.compile(optimizer=keras.optimizers.SGD(0.1))
+    data = np.zeros((4, 1), np.float32)
+    scripted = Scores(scores)
+    stops = EarlyStopRestoreDecay("val_mota", patience=4, max_stops=3, state_dir=tmp_path)
+    model.fit(data, batch_size=2, epochs=4, verbose=0, shuffle=False, callbacks=[scripted, stops])
+    assert stops.stops == [8]
+    model.w.assign(scripted.w[8])  # what the backup of step 8 holds: before the stop
+    model.optimizer.learning_rate = 0.1
+    resumed = EarlyStopRestoreDecay("val_mota", patience=4, max_stops=3, state_dir=tmp_path)
+    resumed.set_model(model)
+    resumed.on_train_begin()
+    assert model.w.numpy() == pytest.approx(scripted.w[4])
+    assert float(model.optimizer.learning_rate.numpy()) == pytest.approx(0.1 / 3)
+    assert resumed.stops == [8]
+
+
 def test_early_stops_wait_for_the_start_step():
     """The same scores stop at step 4 from step 0, but not before start_step (the curriculum's end) + patience."""
     scores = [0.5] + [0.1] * 9

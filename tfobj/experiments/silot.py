@@ -81,7 +81,8 @@ def fit_silot(model: SILOTConfig, train: TrainConfig, train_videos: np.ndarray, 
               run_dir: str | Path | None = None):
     """Trains SILOT on `train_videos [N, T, H, W, 3]` with `fit_model`: validation MOTA on `val` (videos,
     track_ids, boxes) every `train.eval_every` steps, early stops (`EarlyStopRestoreDecay` with the config's
-    patience, divisor and number of stops, from the curriculum's end), the best validation MOTA's weights kept.
+    patience, divisor and number of stops, from the curriculum's end; with `run_dir`, their record is kept in
+    `run_dir/early_stops` so a resumed run continues it), the best validation MOTA's weights kept.
 
     Returns:
         `(FitResult, EarlyStopRestoreDecay)`: the callback holds the steps of the early stops.
@@ -92,9 +93,16 @@ def fit_silot(model: SILOTConfig, train: TrainConfig, train_videos: np.ndarray, 
     from tfobj.training.fit import fit_model
     from tfobj.training.precision import dtype_policy
 
+    from tfobj.training.strategies import is_chief, worker_index
+
+    state_dir = None  # the early stops' record, kept across a resume (each worker its own, as fit_model's files)
+    if run_dir is not None:
+        own = Path(run_dir) if is_chief() else Path(run_dir) / "workers" / str(worker_index())
+        state_dir = own / "early_stops"
     stops = EarlyStopRestoreDecay("val_mota", patience=model.patience,
                                   start_step=curriculum_end_step(model, train_videos.shape[1]),
-                                  lr_divisor=model.stop_lr_divisor, max_stops=model.max_stops, mode="max")
+                                  lr_divisor=model.stop_lr_divisor, max_stops=model.max_stops, mode="max",
+                                  state_dir=state_dir)
     result = fit_model(lambda: SILOT(model, seed=train.seed, dtype=dtype_policy(train.precision)),
                        {"videos": train_videos}, val, train, run_dir=run_dir, evaluation=TRACKING, callbacks=[stops])
     return result, stops

@@ -169,9 +169,12 @@ class EarlyStopRestoreDecay(keras.callbacks.Callback):
     `start_step`), kept in memory (the trainable variables; the optimizer's moments continue). `fit_model`'s
     `BestCheckpoint` keeps the run's final weights; this callback only decides the restarts and the end.
 
-    A run resumed by `BackupAndRestore` restarts this record and keeps the learning rate of its last backup; the
-    backup of the period in which a stop fires is written before the stop (`fit_model` runs its callbacks before
-    the caller's), so a run killed after a stop and before the next backup resumes without it.
+    With `state_dir`, the record (the stops, the best score and its weights) is kept there (`early_stops.json`,
+    `early_stops_best.npz`, each written whole, then renamed), and a run resumed by `BackupAndRestore` continues
+    it. The backup of the period in which a stop fires is written before the stop (`fit_model` runs its callbacks
+    before the caller's), so a run killed after a stop and before the next backup resumes from weights and a
+    learning rate from before the stop: the stop is then applied again when training resumes. Without
+    `state_dir` a resumed run restarts the record (and keeps the learning rate of its last backup).
 
     Args:
         monitor: the log key (e.g. "val_mota").
@@ -180,6 +183,7 @@ class EarlyStopRestoreDecay(keras.callbacks.Callback):
         lr_divisor: the learning rate is divided by it at each stop that does not end training (E.1: 3).
         max_stops: the stop that ends training (E.1: the third).
         mode: "max" (MOTA) or "min".
+        state_dir: where the record is kept across a resume (`fit_silot` passes `<run_dir>/early_stops`), or None.
 
     Attributes:
         stops: the optimizer steps at which stops were triggered.
@@ -187,7 +191,7 @@ class EarlyStopRestoreDecay(keras.callbacks.Callback):
     """
 
     def __init__(self, monitor: str, patience: int, start_step: int = 0, lr_divisor: float = 3.0,
-                 max_stops: int = 3, mode: str = "max"):
+                 max_stops: int = 3, mode: str = "max", state_dir: str | Path | None = None):
         super().__init__()
         if mode not in ("max", "min"):
             raise ValueError(f"mode must be 'max' or 'min'; got {mode!r}")
@@ -199,6 +203,7 @@ class EarlyStopRestoreDecay(keras.callbacks.Callback):
             raise ValueError(f"lr_divisor must be >= 1; got {lr_divisor}")
         self.monitor, self.patience, self.start_step, self.mode = monitor, patience, start_step, mode
         self.lr_divisor, self.max_stops = float(lr_divisor), max_stops
+        self.state_dir = None if state_dir is None else Path(state_dir)
         self.stops: list[int] = []
         self.best: dict | None = None
         self._best_weights: list | None = None
@@ -207,6 +212,34 @@ class EarlyStopRestoreDecay(keras.callbacks.Callback):
         if not isinstance(self.model.optimizer.learning_rate, keras.Variable):
             raise ValueError("EarlyStopRestoreDecay divides the optimizer's learning rate, which must be a number "
                              "(a variable), not a LearningRateSchedule")
+        if self.state_dir is None or not (self.state_dir / "early_stops.json").exists():
+            return
+        import numpy as np
+
+        record = json.loads((self.state_dir / "early_stops.json").read_text())
+        self.stops, self.best = [int(step) for step in record["stops"]], record["best"]
+        if self.best is not None:
+            with np.load(self.state_dir / "early_stops_best.npz") as kept:
+                self._best_weights = [kept[f"w{index}"] for index in range(len(kept.files))]
+            if len(self._best_weights) != len(self.model.trainable_variables):
+                raise ValueError(f"{self.state_dir}: the kept best weights are {len(self._best_weights)} arrays, the "
+                                 f"model has {len(self.model.trainable_variables)} trainable variables")
+        step = current_step(self.model)
+        log.info("early stops: resumed at step %d with stops %s, best %s", step, self.stops, self.best)
+        if self.stops and self.stops[-1] == step:  # the backup predates this step's stop: apply it again
+            self._apply_stop(step, record=False)
+
+    def _save_state(self, best_changed: bool) -> None:
+        if self.state_dir is None:
+            return
+        import numpy as np
+
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        if best_changed:
+            partial = self.state_dir / "early_stops_best.partial.npz"
+            np.savez(partial, **{f"w{index}": value for index, value in enumerate(self._best_weights)})
+            os.replace(partial, self.state_dir / "early_stops_best.npz")
+        _write_json(self.state_dir / "early_stops.json", {"stops": self.stops, "best": self.best})
 
     def _better(self, value: float) -> bool:
         return improves(value, self.best, self.mode)
@@ -220,11 +253,18 @@ class EarlyStopRestoreDecay(keras.callbacks.Callback):
         if self._better(value):
             self.best = {"step": step, "value": value}
             self._best_weights = [keras.ops.convert_to_numpy(v) for v in self.model.trainable_variables]
+            self._save_state(best_changed=True)
             return
         since = max(self.start_step, self.best["step"], self.stops[-1] if self.stops else 0)
         if step - since < self.patience:
             return
-        self.stops.append(step)
+        self._apply_stop(step, record=True)
+
+    def _apply_stop(self, step: int, record: bool) -> None:
+        """Back to the best weights; the learning rate / divisor, or the end of training at the last stop."""
+        if record:
+            self.stops.append(step)
+            self._save_state(best_changed=False)
         for variable, kept in zip(self.model.trainable_variables, self._best_weights):
             variable.assign(kept)
         optimizer = self.model.optimizer

@@ -81,6 +81,9 @@ def main(argv=None) -> dict:
         if "videos" in examples:
             figures.plot_tracks(examples["videos"], examples["true_tracks"], examples["pred_tracks"],
                                 args.out / f"{name}.png", title=title)
+            if "outputs" in examples:  # SILOT's objects figure (its supplement's Figs. F1, F2)
+                figures.plot_silot_objects(examples["videos"], examples["outputs"], args.out / f"{name}_objects.png",
+                                           true_tracks=examples["true_tracks"], title=title)
         else:
             figures.plot_detections(examples["images"], examples["true_boxes"], examples["pred_boxes"],
                                     args.out / f"{name}.png", title=title)

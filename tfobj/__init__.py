@@ -38,6 +38,7 @@ _PUBLIC = {
     "location_log_prob": "tfobj.models.lavae.location",
     "location_prior_log_prob": "tfobj.models.lavae.location",
     "plot_objects": "tfobj.figures",
+    "plot_silot_objects": "tfobj.figures",
     "render_sprites": "tfobj.rendering.render_sprites",
     "render_sprites_softmax": "tfobj.rendering.render_sprites",
     "spatial_attention": "tfobj.models.silot.silot_math",

@@ -1,6 +1,7 @@
 """PNG figures. matplotlib is imported inside each function (never at import time of tfobj)."""
 from __future__ import annotations
 
+import textwrap
 from pathlib import Path
 from typing import Sequence
 
@@ -50,6 +51,14 @@ def _rectangle(box, height: int, width: int, colour: str, style="-", line: float
     )
     rectangle.set_path_effects([patheffects.withStroke(linewidth=line + 1.4, foreground="black")])
     return rectangle
+
+
+def _identity_colour(identity) -> tuple:
+    """The RGB colour (floats in [0, 1]) of an object identity in the tracking figures: tab10 then Dark2, cycled,
+    so one identity has one colour in every figure."""
+    plt = _pyplot()
+    colours = plt.get_cmap("tab10").colors + plt.get_cmap("Dark2").colors
+    return colours[int(identity) % len(colours)]
 
 
 def plot_detections(
@@ -139,10 +148,6 @@ def plot_tracks(videos: np.ndarray, true_tracks: Sequence[dict], pred_tracks: Se
         The path written.
     """
     plt = _pyplot()
-    colours = plt.get_cmap("tab10").colors + plt.get_cmap("Dark2").colors
-
-    def colour(identity):
-        return colours[int(identity) % len(colours)]
 
     frames = min(max_frames, videos.shape[1])
     rows = 2 * len(videos)
@@ -156,12 +161,133 @@ def plot_tracks(videos: np.ndarray, true_tracks: Sequence[dict], pred_tracks: Se
                 ax.set_xticks([]), ax.set_yticks([])
                 height, width = video.shape[1:3]
                 for identity, box in zip(tracks["ids"][t], tracks["boxes"][t]):
-                    ax.add_patch(_rectangle(box, height, width, colour(identity), style, 1.6))
+                    ax.add_patch(_rectangle(box, height, width, _identity_colour(identity), style, 1.6))
                 if t == 0:
                     ax.set_ylabel(f"video {v + 1}\n{label}", fontsize=8)
                 if v == 0 and r == 0:
                     ax.set_title(f"frame {t + 1}", fontsize=8)
     legend = "dashed: ground truth, solid: predicted tracks; colour = identity within a row"
+    fig.suptitle(f"{title}\n{legend}" if title else legend, fontsize=9)
+    return _save(fig, path)
+
+
+# What `plot_silot_objects` reads from SILOT's outputs, with each one's rank.
+SILOT_FIGURE_KEYS = {"reconstruction": 5, "boxes": 4, "ids": 3, "is_new": 3, "z_pres": 3, "appearance": 6, "alpha": 6}
+# Ground truth in the SILOT objects figure: thin white dots, which do not compete with the identity colours.
+THIN_TRUE_STYLE = dict(colour="#ffffff", style=(0, (1, 1.5)), width=0.9)
+
+
+def _sprite_tiles(sprites: Sequence[np.ndarray], colours: Sequence, columns: int, rows: int, border: int) -> np.ndarray:
+    """One RGB image of `sprites` (each `[h, w, 3]`) on a white grid of `rows` × `columns` cells, row by row, each
+    sprite framed by `border` pixels of its colour."""
+    height, width = sprites[0].shape[:2] if len(sprites) else (1, 1)
+    cell_h, cell_w = height + 2 * border + 1, width + 2 * border + 1  # one white pixel between cells
+    image = np.ones((rows * cell_h - 1, columns * cell_w - 1, 3))
+    for i, (sprite, colour) in enumerate(zip(sprites, colours)):
+        top, left = (i // columns) * cell_h, (i % columns) * cell_w
+        image[top:top + cell_h - 1, left:left + cell_w - 1] = colour[:3]
+        image[top + border:top + border + height, left + border:left + border + width] = np.clip(sprite, 0, 1)
+    return image
+
+
+def plot_silot_objects(videos: np.ndarray, outputs: dict, path: str | Path, true_tracks: Sequence[dict] | None = None,
+                       title: str = "", max_frames: int = 8, max_videos: int = 3) -> Path:
+    """Saves SILOT's figure of its objects (the supplement's Figs. F1 and F2): per video, a row of input frames
+    (with the ground truth's boxes, thin white dots, if given), a row of reconstructed frames with each present
+    object's box coloured by its identity (the colours of `plot_tracks`), dashed in the frame where the object was
+    discovered and solid where it was propagated, and a row of the present objects' appearances (appearance·alpha),
+    one small image per frame, ordered by identity and framed in its colour.
+
+    Args:
+        videos: float `[V, T, H, W, 3]` in [0, 1].
+        outputs: `SILOT(videos, training=False)` (numpy arrays or tensors), at least "reconstruction"
+            `[V, T, H, W, 3]`, "boxes" `[V, T, K, 4]` normalised (y_min, x_min, y_max, x_max), "ids" `[V, T, K]`,
+            "is_new" `[V, T, K]`, "z_pres" `[V, T, K]` (an object is present where z_pres > 0.5), "appearance"
+            `[V, T, K, h, w, 3]` and "alpha" `[V, T, K, h, w, 1]`.
+        path: output PNG file.
+        true_tracks: optional, per video {"ids": per frame `[n_t]`, "boxes": per frame `[n_t, 4]`} (the
+            "true_tracks" of `tfobj.experiments.common.track_examples`).
+        title: figure title.
+        max_frames, max_videos: frames and videos shown (the first ones).
+
+    Returns:
+        The path written.
+    """
+    videos = np.asarray(videos)
+    if videos.ndim != 5:
+        raise ValueError(f"plot_silot_objects: videos must be [V, T, H, W, 3] (rank 5); got shape {videos.shape}")
+    if not hasattr(outputs, "keys"):
+        raise ValueError(f"plot_silot_objects: outputs must be the dict SILOT(videos, training=False) returns; got "
+                         f"{type(outputs).__name__}")
+    missing = [key for key in SILOT_FIGURE_KEYS if key not in outputs]
+    if missing:
+        raise ValueError(f"plot_silot_objects: outputs lacks {missing}; expected the dict of SILOT(videos, "
+                         f"training=False) with keys {list(SILOT_FIGURE_KEYS)}")
+    out = {key: np.asarray(outputs[key]) for key in SILOT_FIGURE_KEYS}
+    for key, rank in SILOT_FIGURE_KEYS.items():
+        if out[key].ndim != rank:
+            raise ValueError(f"plot_silot_objects: outputs[{key!r}] must have rank {rank}; got shape {out[key].shape}")
+        if out[key].shape[:2] != videos.shape[:2]:
+            raise ValueError(f"plot_silot_objects: outputs[{key!r}] has [V, T] = {list(out[key].shape[:2])}, but "
+                             f"videos has {list(videos.shape[:2])}; the outputs must be those of these videos")
+    slots = out["boxes"].shape[2]
+    for key in ("ids", "is_new", "z_pres", "appearance", "alpha"):
+        if out[key].shape[2] != slots:
+            raise ValueError(f"plot_silot_objects: outputs[{key!r}] has {out[key].shape[2]} object slots, but "
+                             f"outputs['boxes'] has K = {slots}")
+    if out["boxes"].shape[-1] != 4 or out["alpha"].shape[-1] != 1:
+        raise ValueError(f"plot_silot_objects: outputs['boxes'] must end in 4 and outputs['alpha'] in 1; got "
+                         f"shapes {out['boxes'].shape} and {out['alpha'].shape}")
+    if true_tracks is not None and len(true_tracks) != len(videos):
+        raise ValueError(f"plot_silot_objects: true_tracks must have one entry per video; got {len(true_tracks)} for "
+                         f"{len(videos)} videos")
+    if max_frames < 1 or max_videos < 1:
+        raise ValueError(f"plot_silot_objects: max_frames and max_videos must be at least 1; got {max_frames} and "
+                         f"{max_videos}")
+    plt = _pyplot()
+
+    num_videos, frames = min(max_videos, len(videos)), min(max_frames, videos.shape[1])
+    present = out["z_pres"][:num_videos, :frames] > 0.5  # [V, T, K]
+    sprites = out["appearance"] * out["alpha"]  # [V, T, K, h, w, 3], over black
+    # One grid of sprites for the whole figure, so a sprite has one size in every frame.
+    most = max(1, int(present.sum(axis=-1).max()))
+    tile_columns = int(np.ceil(np.sqrt(most)))
+    tile_rows = -(-most // tile_columns)
+    border = max(1, round(min(sprites.shape[3:5]) / 12))
+    rows = 3 * num_videos
+    fig, axes = plt.subplots(rows, frames, figsize=(1.45 * frames + 0.9, 1.55 * rows + 0.8), squeeze=False,
+                             layout="constrained")
+    height, width = videos.shape[2:4]
+    for v in range(num_videos):
+        for t in range(frames):
+            frame_ax, recon_ax, sprite_ax = axes[3 * v, t], axes[3 * v + 1, t], axes[3 * v + 2, t]
+            frame_ax.imshow(np.clip(videos[v, t], 0, 1), interpolation="nearest")
+            if true_tracks is not None:
+                for box in true_tracks[v]["boxes"][t]:
+                    frame_ax.add_patch(_rectangle(box, height, width, THIN_TRUE_STYLE["colour"],
+                                                  THIN_TRUE_STYLE["style"], THIN_TRUE_STYLE["width"]))
+            recon_ax.imshow(np.clip(out["reconstruction"][v, t], 0, 1), interpolation="nearest")
+            order = sorted(np.flatnonzero(present[v, t]), key=lambda k: int(out["ids"][v, t, k]))
+            colours = [_identity_colour(out["ids"][v, t, k]) for k in order]
+            for k, colour in zip(order, colours):
+                recon_ax.add_patch(_rectangle(out["boxes"][v, t, k], height, width, colour,
+                                              (0, (3, 2)) if out["is_new"][v, t, k] else "-", 1.6))
+            tiles = _sprite_tiles([sprites[v, t, k] for k in order], colours, tile_columns, tile_rows, border)
+            sprite_ax.imshow(tiles, interpolation="nearest")
+            sprite_ax.set_xlabel(f"{len(order)} object{'' if len(order) == 1 else 's'}", fontsize=7)
+            for ax in (frame_ax, recon_ax, sprite_ax):
+                ax.set_xticks([]), ax.set_yticks([])
+            if t == 0:
+                frame_ax.set_ylabel(f"video {v + 1}\ninput", fontsize=8)
+                recon_ax.set_ylabel("reconstruction", fontsize=8)
+                sprite_ax.set_ylabel("objects", fontsize=8)
+            if v == 0:
+                frame_ax.set_title(f"frame {t + 1}", fontsize=8)
+    legend = ["box colour = identity", "dashed: discovered in this frame, solid: propagated",
+              "objects: the present ones' appearance·alpha by identity, framed in its colour"]
+    if true_tracks is not None:
+        legend.append("white dots: ground truth")
+    legend = textwrap.fill("; ".join(legend), width=int(fig.get_figwidth() * 13))  # ≈ characters of 9 pt per inch
     fig.suptitle(f"{title}\n{legend}" if title else legend, fontsize=9)
     return _save(fig, path)
 

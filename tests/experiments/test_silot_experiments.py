@@ -76,6 +76,7 @@ def test_a_tiny_run_returns_the_tracking_row(tmp_path):
     assert all("val_mota" in entry for entry in result["history"])
     assert result["best_step"] in (2, 4, 6)
     assert len(result["examples"]["videos"]) == 3 and len(result["examples"]["pred_tracks"]) == 3
+    assert result["examples"]["outputs"]["boxes"].shape == (3, 3, TINY.num_objects, 4)  # for plot_silot_objects
     assert (tmp_path / "run" / "best.weights.h5").exists() and (tmp_path / "run" / "saved_model").exists()
     assert (tmp_path / "run" / "early_stops" / "early_stops.json").exists()  # the stops' record, for a resume
     test = TINY_EXPERIMENT.data.load("test")

@@ -23,7 +23,7 @@ from tfobj.models.silot.silot_config import SILOT_TRAINING, SILOTConfig
 from tfobj.training.curriculum import curriculum_lengths
 from tfobj.training.train_config import TrainConfig
 
-__all__ = ["SILOTExperiment", "curriculum_end_step", "fit_silot", "run_silot"]
+__all__ = ["SILOTExperiment", "curriculum_end_step", "figure_outputs", "fit_silot", "run_silot"]
 
 log = logging.getLogger(__name__)
 
@@ -108,6 +108,15 @@ def fit_silot(model: SILOTConfig, train: TrainConfig, train_videos: np.ndarray, 
     return result, stops
 
 
+def figure_outputs(model, videos: np.ndarray) -> dict:
+    """`model(videos, training=False)` (the posterior mode) as numpy arrays, only the keys
+    `tfobj.figures.plot_silot_objects` draws (boxes, ids, is_new, z_pres, reconstruction, appearance, alpha)."""
+    from tfobj.figures import SILOT_FIGURE_KEYS
+
+    outputs = model(videos, training=False)
+    return {key: np.asarray(outputs[key]) for key in SILOT_FIGURE_KEYS}
+
+
 def run_silot(config: SILOTExperiment, run_dir: str | Path | None = None) -> dict:
     """Trains SILOT, keeps the weights of the best validation MOTA, tracks the test videos with them.
 
@@ -117,17 +126,20 @@ def run_silot(config: SILOTExperiment, run_dir: str | Path | None = None) -> dic
     Returns:
         dict with "metrics" (on the test videos, posterior mode: mota, motp, num_switches, count_abs_error and
         the other CLEAR MOT counts, as the ConnComp tracking row), "history" (per evaluation period), "best_step",
-        "early_stops" (their steps), "setting", and "examples" (test videos with true and predicted tracks).
+        "early_stops" (their steps), "setting", and "examples" (test videos with true and predicted tracks, and
+        "outputs": the model's `figure_outputs` on those videos, for `tfobj.figures.plot_silot_objects`).
     """
     train, val, test = (config.data.load(split) for split in ("train", "val", "test"))
     result, stops = fit_silot(config.model, config.train, train["videos"], val, run_dir=run_dir)
     tracks = result.model.predict_objects(test["videos"])
     last_step = result.history[-1]["step"] if result.history else 0
+    examples = track_examples(test, tracks)
+    examples["outputs"] = figure_outputs(result.model, examples["videos"])
     return {
         "metrics": tracking_scores(tracks, test),
         "history": result.history,
         "best_step": result.best_step,
         "early_stops": list(stops.stops),
         "setting": f"{last_step} steps, best val MOTA at step {result.best_step}",
-        "examples": track_examples(test, tracks),
+        "examples": examples,
     }

@@ -106,7 +106,7 @@ class SILOT(VideoCurriculum, PresenceAnnealing, SavesNoiseState, keras.Model):
         "prop_*" and "prior_*" `[B, T, K, ·]` for the propagated objects (placeholders at t = 0: means 0,
         standard deviations 1, presence 0, logits −10).
 
-    For tracks call `model.predict_objects(videos)`; for TF Serving `tfobj.export_saved_model(model, path)`.
+    For tracks call `model.predict_objects(videos)` (figure: `tfobj.plot_silot_objects`); for TF Serving `tfobj.export_saved_model(model, path)`.
 
     References:
         Crawford & Pineau, "Exploiting Spatial Invariance for Scalable Unsupervised Object Tracking", AAAI 2020,

@@ -1,0 +1,121 @@
+"""tfobj.figures: SILOT's objects figure (supplement Figs. F1, F2) on hand-made outputs and on a tiny SILOT's."""
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tfobj import figures
+
+sys.path.insert(0, str(Path(__file__).resolve().parent / "models" / "silot"))
+from test_silot import TINY  # noqa: E402  (the tiny SILOT of the model's tests)
+
+V, T, K, S, SPRITE = 2, 3, 3, 24, 5
+DASHED = (0, (3, 2))
+
+
+def synthetic():
+    """2 videos of 3 frames, K = 3 slots: video 1 discovers ids 1 and 2 in frame 1, carries both, discovers id 3 in
+    frame 3 in the slot id 1 left; video 2 has no object in frame 1 and discovers id 1 in frame 2."""
+    rng = np.random.default_rng(0)
+    videos = rng.random((V, T, S, S, 3)).astype(np.float32)
+    ids = np.zeros((V, T, K), np.int32)
+    is_new = np.zeros((V, T, K), bool)
+    ids[0, 0, :2], is_new[0, 0, :2] = (1, 2), True
+    ids[0, 1, :2] = (1, 2)
+    ids[0, 2, :2], is_new[0, 2, 0] = (3, 2), True
+    ids[1, 1, 2], is_new[1, 1, 2] = 1, True
+    ids[1, 2, 2] = 1
+    boxes = np.tile(np.array([0.1, 0.1, 0.5, 0.4], np.float32), (V, T, K, 1)) + 0.1 * np.arange(K)[:, None]
+    outputs = {"reconstruction": videos * 0.5, "boxes": boxes, "ids": ids, "is_new": is_new,
+               "z_pres": (ids > 0).astype(np.float32),
+               "appearance": rng.random((V, T, K, SPRITE, SPRITE, 3)).astype(np.float32),
+               "alpha": np.ones((V, T, K, SPRITE, SPRITE, 1), np.float32)}
+    true_tracks = [{"ids": [np.array([1, 2])] * T, "boxes": [np.array([[0.1, 0.1, 0.5, 0.4], [0.3, 0.5, 0.7, 0.9]])] * T}
+                   for _ in range(V)]
+    return videos, outputs, true_tracks
+
+
+@pytest.fixture
+def drawn(monkeypatch):
+    """The figures `_save` is given, kept (as axes `[rows, frames]`) before they are written and closed."""
+    kept = []
+    save = figures._save
+
+    def keep(fig, path):
+        kept.append(np.array(fig.axes).reshape(-1, len(fig.axes) // (3 * V)))
+        return save(fig, path)
+
+    monkeypatch.setattr(figures, "_save", keep)
+    return kept
+
+
+def test_silot_objects_figure_is_written_with_identity_colours_and_styles(tmp_path, drawn):
+    videos, outputs, true_tracks = synthetic()
+    path = figures.plot_silot_objects(videos, outputs, tmp_path / "sub" / "objects.png", true_tracks, title="t")
+    assert path == tmp_path / "sub" / "objects.png" and path.stat().st_size > 1000
+    axes = drawn[0]
+    assert axes.shape == (3 * V, T)
+    # (a) the ground truth: white, dotted, thin, on every input frame.
+    assert all(len(ax.patches) == 2 for ax in axes[0]) and axes[0, 0].patches[0].get_linewidth() < 1
+    # (b) frame 1 of video 1: ids 1, 2 discovered (dashed); frame 2 carries them (solid); frame 3: id 3 new, id 2 not.
+    recon = axes[1]
+    styles = [[(p.get_linestyle(), p.get_edgecolor()[:3]) for p in ax.patches] for ax in recon]
+    colour = figures._identity_colour
+    assert styles[0] == [(DASHED, colour(1)), (DASHED, colour(2))]
+    assert styles[1] == [("-", colour(1)), ("-", colour(2))]
+    assert styles[2] == [("-", colour(2)), (DASHED, colour(3))]  # drawn in the order of the ids, not of the slots
+    assert len(axes[4, 0].patches) == 0 and [p.get_linestyle() for p in axes[4, 1].patches] == [DASHED]
+    # (c) the sprites, ordered by id, each framed in its colour: video 1 frame 3 shows id 2 then id 3.
+    tiles = axes[2, 2].images[0].get_array()
+    np.testing.assert_allclose(tiles[0, 0], colour(2))
+    sprite = outputs["appearance"][0, 2, 1] * outputs["alpha"][0, 2, 1]
+    np.testing.assert_allclose(tiles[1:1 + SPRITE, 1:1 + SPRITE], sprite, rtol=1e-6)
+    # The grid has room for the most objects in one frame (2): a second cell, framed in id 3's colour.
+    np.testing.assert_allclose(tiles[0, -1], colour(3))
+    # Without ground truth, fewer frames and videos.
+    path = figures.plot_silot_objects(videos, outputs, tmp_path / "small.png", max_frames=2, max_videos=1)
+    assert path.stat().st_size > 1000
+
+
+def test_plot_tracks_shares_the_identity_colours(tmp_path, drawn):
+    videos, outputs, true_tracks = synthetic()
+    pred = [{"ids": [np.array([3])] * T, "boxes": [np.array([[0.1, 0.1, 0.5, 0.5]])] * T}] * V
+    figures.plot_tracks(videos, true_tracks, pred, tmp_path / "tracks.png")
+    assert drawn[0].flat[T].patches[0].get_edgecolor()[:3] == figures._identity_colour(3)  # video 1, tracks, frame 1
+
+
+def _without(outputs, key):
+    return {k: v for k, v in outputs.items() if k != key}
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda v, o, t: (v, _without(o, "alpha"), t), r"outputs lacks \['alpha'\]; expected the dict of SILOT"),
+    (lambda v, o, t: (v, [o], t), "outputs must be the dict"),
+    (lambda v, o, t: (v[0], o, t), r"videos must be \[V, T, H, W, 3\] \(rank 5\)"),
+    (lambda v, o, t: (v[:1], o, t), r"outputs\['reconstruction'\] has \[V, T\] = \[2, 3\], but videos has \[1, 3\]"),
+    (lambda v, o, t: (v[:, :2], o, t), r"has \[V, T\] = \[2, 3\], but videos has \[2, 2\]"),
+    (lambda v, o, t: (v, dict(o, ids=o["ids"][..., None]), t), r"outputs\['ids'\] must have rank 3"),
+    (lambda v, o, t: (v, dict(o, z_pres=o["z_pres"][..., :2]), t), r"outputs\['z_pres'\] has 2 object slots"),
+    (lambda v, o, t: (v, dict(o, boxes=o["boxes"][..., :3]), t), r"outputs\['boxes'\] must end in 4"),
+    (lambda v, o, t: (v, o, t[:1]), "true_tracks must have one entry per video; got 1 for 2 videos"),
+])
+def test_silot_objects_figure_refuses_bad_inputs(tmp_path, change, message):
+    videos, outputs, true_tracks = change(*synthetic())
+    with pytest.raises(ValueError, match=message):
+        figures.plot_silot_objects(videos, outputs, tmp_path / "bad.png", true_tracks)
+    assert not (tmp_path / "bad.png").exists()
+
+
+def test_a_tiny_silot_s_outputs_plot(tmp_path):
+    import tfobj
+    from tfobj.experiments.silot import figure_outputs
+    from tfobj.models.silot.silot import SILOT
+
+    videos = np.random.default_rng(2).random((2, 3, S, S, 3)).astype(np.float32)
+    outputs = figure_outputs(SILOT(TINY, seed=1), videos)
+    assert sorted(outputs) == sorted(figures.SILOT_FIGURE_KEYS)
+    assert all(isinstance(value, np.ndarray) for value in outputs.values())
+    assert outputs["appearance"].shape[:3] == (2, 3, TINY.num_objects)
+    path = tfobj.plot_silot_objects(videos, outputs, tmp_path / "silot_objects.png")
+    assert path.stat().st_size > 1000

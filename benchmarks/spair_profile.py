@@ -63,11 +63,17 @@ PARTS = (
 NOT_OPS = ("ExecutorState::", "ThreadpoolListener::", "Memory", "ParallelFor", "EagerLocalExecute", "Iterator::")
 
 
-def part_of(op_name: str) -> str:
+OPTIMIZER = "optimizer (Adam, clipping)"
+UNDIRECTED = (OPTIMIZER, "XLA cluster", "gradient sums (top-level AddN)")  # parts not split into fwd / bwd
+
+
+def part_of(op_name: str, parts=PARTS, undirected=UNDIRECTED) -> str:
+    """The part an op belongs to: the label of the first of `parts` whose pattern matches its name scope
+    ("other" if none), with " (fwd)" or " (bwd)" appended unless the label is one of `undirected`."""
     scope = op_name.split(":")[0]
     backward = "gradient_tape/" in scope or "/gradients/" in scope or scope.endswith("_grad")
-    label = next((name for name, pattern in PARTS if re.search(pattern, scope)), "other")
-    if label in ("optimizer (Adam, clipping)", "XLA cluster", "gradient sums (top-level AddN)"):
+    label = next((name for name, pattern in parts if re.search(pattern, scope)), "other")
+    if label in undirected:
         return label
     return f"{label} ({'bwd' if backward else 'fwd'})"
 
@@ -86,6 +92,17 @@ def load_xspace(logdir: str):
     return space
 
 
+def profile_steps(step, steps: int, logdir: str):
+    """Runs `step()` `steps` times under `tf.profiler.experimental`, each in a "train" trace event (what
+    `analyse` measures the step's wall time by), writing to `logdir`; returns the trace's XSpace."""
+    tf.profiler.experimental.start(logdir)
+    for index in range(steps):
+        with tf.profiler.experimental.Trace("train", step_num=index, _r=1):
+            step()
+    tf.profiler.experimental.stop()
+    return load_xspace(logdir)
+
+
 def _stat_value(stat, stat_metadata):
     for field in ("int64_value", "uint64_value", "double_value", "str_value"):
         if stat.HasField(field):
@@ -95,8 +112,9 @@ def _stat_value(stat, stat_metadata):
     return None
 
 
-def analyse(space, steps: int) -> dict:
-    """Per-step totals from the host plane: op self times by part, executor time, thread time, memory."""
+def analyse(space, steps: int, part_of=part_of) -> dict:
+    """Per-step totals from the host plane: op self times by part (`part_of(op name) -> label`), executor time,
+    thread time, memory."""
     plane = next(p for p in space.planes if p.name == "/host:CPU")
     meta, stat_meta = plane.event_metadata, plane.stat_metadata
     by_part, by_op, count = collections.Counter(), collections.Counter(), collections.Counter()
@@ -143,7 +161,8 @@ def analyse(space, steps: int) -> dict:
             "threads": compute_threads, "peak": peak, "alloc_by_part": {k: v / steps for k, v in alloc_by_part.items()}}
 
 
-def print_report(result: dict, top: int) -> None:
+def print_report(result: dict, top: int, optimizer: str = OPTIMIZER) -> None:
+    """Prints `analyse`'s result; `optimizer` is the label of the optimizer's part."""
     parts, busy = result["by_part"], sum(result["by_part"].values())
     thread_time = result["threads"] * result["step"]
     overhead = max(result["executor"] - busy, 0.0)
@@ -162,7 +181,7 @@ def print_report(result: dict, top: int) -> None:
     forward = sum(v for k, v in parts.items() if k.endswith("(fwd)"))
     backward = sum(v for k, v in parts.items() if k.endswith("(bwd)"))
     print(f"\nforward {forward:.1f} ms, backward {backward:.1f} ms, optimizer "
-          f"{parts.get('optimizer (Adam, clipping)', 0.0):.1f} ms per step")
+          f"{parts.get(optimizer, 0.0):.1f} ms per step")
     print(f"thread time: ops {100 * busy / thread_time:.0f}%, executor overhead {100 * overhead / thread_time:.0f}%, "
           f"idle {100 * idle / thread_time:.0f}%")
     print("\nlargest ops (ms/step):")
@@ -224,12 +243,7 @@ def main(argv=None):
     if args.no_profile:
         return
     logdir = args.logdir or tempfile.mkdtemp(prefix="spair_profile_")
-    tf.profiler.experimental.start(logdir)
-    for index in range(args.steps):
-        with tf.profiler.experimental.Trace("train", step_num=index, _r=1):
-            step()
-    tf.profiler.experimental.stop()
-    print_report(analyse(load_xspace(logdir), args.steps), args.top)
+    print_report(analyse(profile_steps(step, args.steps, logdir), args.steps), args.top)
     print(f"\ntrace: {logdir} (TensorBoard's profile plugin can open it)")
 
 

@@ -181,7 +181,9 @@ def main(argv=None) -> dict:
     (out / "spair_transfer.md").write_text(table)
     figures.plot_transfer_curves(counts, curves, out / "spair_transfer.png",
                                  title=f"SPAIR transfer ({args.mode} mode): trained on crops, tested on "
-                                       f"{config.image_size}x{config.image_size} images")
+                                       f"{config.image_size}x{config.image_size} images",
+                                 spread_label=f"± one standard deviation over {config.repeats} training repeat(s), "
+                                              "clipped to the metric's range (ConnComp: one deterministic run)")
     summary = {name: {metric: {"mean": mean, "spread": spread} for metric, (mean, spread) in curve.items()}
                for name, curve in curves.items()}
     record = cli.write_results(args, config, time.time() - start, results=results, summary=summary)

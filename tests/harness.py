@@ -10,6 +10,8 @@ one, the declared output contract against the actual tensors. A model's test fil
     check_output_contract(model, inputs, contract)    keys, shapes, dtypes of the outputs
     check_fit_step(model, inputs)                      one fit step: finite losses, a gradient for every weight
     check_keras_file_in_fresh_process(model, inputs, tmp_path)   .keras save, load in a new Python process
+    served_in_fresh_process(model_dir, inputs, tmp_path)  a SavedModel's serving_default run in a new Python
+                                                       process that cannot import tfobj (as TF Serving)
 """
 from __future__ import annotations
 
@@ -136,3 +138,40 @@ def check_keras_file_in_fresh_process(model, inputs, tmp_path, atol=1e-5):
     assert str(loaded.pop("__class__")) == type(model).__name__
     assert str(loaded.pop("__policy__")) == model.dtype_policy.name
     assert_outputs_close(loaded, model(inputs, training=False), atol=atol, what="reloaded .keras model")
+
+
+_SERVE_WITHOUT_TFOBJ = """
+import sys
+sys.modules["tfobj"] = None  # this process must not be able to import tfobj
+try:
+    import tfobj  # noqa: F401
+except ImportError:
+    pass
+else:
+    raise SystemExit("tfobj is importable")
+import numpy as np
+import tensorflow as tf
+serve = tf.saved_model.load(sys.argv[1]).signatures["serving_default"]
+inputs = np.load(sys.argv[2])
+outputs = {}
+for name in inputs.files:
+    for key, value in serve(**{sys.argv[4]: tf.constant(inputs[name])}).items():
+        outputs[f"{name}/{key}"] = value.numpy()
+np.savez(sys.argv[3], **outputs)
+"""
+
+
+def served_in_fresh_process(model_dir, inputs: dict, tmp_path, argument: str = "images") -> dict:
+    """Runs the SavedModel at `model_dir`'s `serving_default` on each array of `inputs` (`{name: array}`, passed
+    as the signature's `argument`) in a new Python process in which `import tfobj` fails, as a server sees it.
+
+    Returns:
+        `{f"{name}/{output key}": numpy array}`.
+    """
+    tmp_path = Path(tmp_path)
+    np.savez(tmp_path / "serve_inputs.npz", **inputs)
+    script = tmp_path / "serve.py"
+    script.write_text(_SERVE_WITHOUT_TFOBJ)
+    subprocess.run([sys.executable, str(script), str(model_dir), str(tmp_path / "serve_inputs.npz"),
+                    str(tmp_path / "serve_outputs.npz"), argument], check=True, cwd=tmp_path)
+    return dict(np.load(tmp_path / "serve_outputs.npz"))

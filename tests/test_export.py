@@ -1,5 +1,6 @@
 """SavedModel export through each model's serving endpoints: reload without tfobj in a fresh process, two
-batch and two image sizes; SPAIR and ConnComp."""
+batch and two image sizes; SPAIR and ConnComp (SILOT, LAVAE and TUSK: their test files, through the same
+`harness.served_in_fresh_process`)."""
 import subprocess
 import sys
 from pathlib import Path
@@ -7,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import harness
 from tfobj import export_saved_model
 from tfobj.models.baselines.conncomp import ConnComp
 from tfobj.models.spair.spair import SERVING_KEYS, SPAIR
@@ -14,26 +16,6 @@ from tiny import TINY_SPAIR
 
 TINY = TINY_SPAIR
 KEYS = ("boxes", "scores", "z_pres", "num_objects", "reconstruction")  # the SPAIR issue's signature
-
-RELOAD = """
-import sys
-sys.modules["tfobj"] = None  # this process must not be able to import tfobj
-try:
-    import tfobj  # noqa: F401
-except ImportError:
-    pass
-else:
-    raise SystemExit("tfobj is importable")
-import numpy as np
-import tensorflow as tf
-serve = tf.saved_model.load(sys.argv[1]).signatures["serving_default"]
-inputs = np.load(sys.argv[2])
-outputs = {}
-for name in inputs.files:
-    for key, value in serve(images=tf.constant(inputs[name])).items():
-        outputs[f"{name}/{key}"] = value.numpy()
-np.savez(sys.argv[3], **outputs)
-"""
 
 
 @pytest.mark.slow
@@ -61,12 +43,7 @@ def test_export_reloads_without_tfobj_and_matches(tmp_path):
 
 
 def run_reload(tmp_path, model_dir, inputs) -> dict:
-    np.savez(tmp_path / "inputs.npz", **inputs)
-    script = tmp_path / "reload.py"
-    script.write_text(RELOAD)
-    subprocess.run([sys.executable, str(script), str(model_dir), str(tmp_path / "inputs.npz"),
-                    str(tmp_path / "outputs.npz")], check=True, cwd=tmp_path)
-    return dict(np.load(tmp_path / "outputs.npz"))
+    return harness.served_in_fresh_process(model_dir, inputs, tmp_path, argument="images")
 
 
 def test_spair_signature_keys_are_the_issue_s():

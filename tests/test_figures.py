@@ -119,3 +119,50 @@ def test_a_tiny_silot_s_outputs_plot(tmp_path):
     assert outputs["appearance"].shape[:3] == (2, 3, TINY.num_objects)
     path = tfobj.plot_silot_objects(videos, outputs, tmp_path / "silot_objects.png")
     assert path.stat().st_size > 1000
+
+
+def test_transfer_bands_are_clipped_to_each_metric_s_range_and_labelled(tmp_path, monkeypatch):
+    """SPAIR's transfer figure: a band of ± spread around AP 0.95 stays below AP = 1, one around a count error of
+    0.05 stays above 0, and the figure says what the bands are."""
+    kept = []
+    save = figures._save
+    monkeypatch.setattr(figures, "_save", lambda fig, path: (kept.append(fig), save(fig, path))[1])
+    curves = {"SPAIR": {"ap": ([0.95, 0.99], [0.1, 0.1]), "count_abs_error": ([0.05, 0.4], [0.2, 0.2]),
+                        "count_01_error": ([0.02, 0.95], [0.1, 0.1])}}
+    path = figures.plot_transfer_curves([1, 5], curves, tmp_path / "transfer.png", title="transfer",
+                                        spread_label="± one standard deviation over 3 repeats")
+    assert path.stat().st_size > 1000
+    (fig,) = kept
+    assert "shaded: ± one standard deviation over 3 repeats" in fig._suptitle.get_text()
+    for ax, (low, high) in zip(fig.axes, [(0.0, 1.0), (0.0, np.inf), (0.0, 1.0)]):
+        (band,) = ax.collections
+        y = np.concatenate([p.vertices[:, 1] for p in band.get_paths()])
+        assert y.min() >= low and y.max() <= high
+    assert fig.axes[0].collections[0].get_paths()[0].vertices[:, 1].max() == 1.0  # 0.99 + 0.1, clipped
+
+
+def test_plot_objects_draws_every_model_s_objects(tmp_path, monkeypatch):
+    """The figure beside each model's predict_objects: SPAIR's boxes, LAVAE's locations on grey images, TUSK's
+    keypoints (rings for the slots without a local maximum); a dict of no model's kind is refused."""
+    kept = []
+    save = figures._save
+    monkeypatch.setattr(figures, "_save", lambda fig, path: (kept.append(fig), save(fig, path))[1])
+    grey = np.zeros((2, 16, 16, 1), np.float32)
+    lavae = [{"num_objects": 2, "locations": np.array([[3, 4], [10, 12]], np.int32), "appearance": np.zeros((2, 4))},
+             {"num_objects": 0, "locations": np.zeros((0, 2), np.int32), "appearance": np.zeros((0, 4))}]
+    assert figures.plot_objects(grey, lavae, tmp_path / "lavae.png").stat().st_size > 1000
+    first, second = kept[-1].axes[:2]
+    assert [(line.get_xdata()[0], line.get_ydata()[0]) for line in first.lines] == [(4, 3), (12, 10)]  # (col, row)
+    assert not second.lines and first.get_title() == "found 2" and second.get_title() == "found 0"
+
+    rgb = np.zeros((1, 16, 16, 3), np.float32)
+    tusk = [{"keypoints": np.array([[1.5, 2.5], [8.0, 9.0], [0.0, 0.0]], np.float32),
+             "valid": np.array([True, True, False])}]
+    figures.plot_objects(rgb, tusk, tmp_path / "tusk.png", true_boxes=[np.array([[0.1, 0.1, 0.5, 0.5]])])
+    (ax,) = kept[-1].axes
+    assert [line.get_marker() for line in ax.lines] == ["X", "X", "o"]
+    assert ax.get_title() == "true 1 / found 2" and len(ax.patches) == 1
+    assert "rings: not a local maximum" in kept[-1]._suptitle.get_text()
+
+    with pytest.raises(ValueError, match="'boxes' \\(SPAIR, ConnComp\\), 'locations' \\(LAVAE\\) or 'keypoints'"):
+        figures.plot_objects(rgb, [{"ids": np.zeros(2)}], tmp_path / "x.png")

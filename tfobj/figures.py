@@ -61,6 +61,17 @@ def _identity_colour(identity) -> tuple:
     return colours[int(identity) % len(colours)]
 
 
+def _point(ax, row, col, filled: bool = True):
+    """A pink cross (filled) or ring (not filled) in a black halo at a (row, col) pixel-index position."""
+    from matplotlib import patheffects
+
+    marker = dict(marker="X", markersize=7, markerfacecolor=PRED_STYLE["colour"]) if filled else \
+        dict(marker="o", markersize=6, markerfacecolor="none")
+    (mark,) = ax.plot([col], [row], linestyle="none", markeredgecolor=PRED_STYLE["colour"], markeredgewidth=1.2,
+                      **marker)
+    mark.set_path_effects([patheffects.withStroke(linewidth=2.6, foreground="black")])
+
+
 def plot_detections(
     images: np.ndarray,
     true_boxes: Sequence[np.ndarray] | None,
@@ -68,17 +79,23 @@ def plot_detections(
     path: str | Path,
     title: str = "",
     columns: int = 4,
+    pred_points: Sequence[np.ndarray] | None = None,
+    points_valid: Sequence[np.ndarray] | None = None,
 ) -> Path:
     """Saves a grid of images with ground-truth (white, dashed) and predicted (pink, solid) boxes, each line in
     a black halo so it shows on any colour; each image's title gives the true and predicted counts.
 
     Args:
-        images: float `[N, H, W, C]` in [0, 1].
+        images: float `[N, H, W, C]` in [0, 1], C = 3 or 1 (grey).
         true_boxes: per image, `[G_i, 4]` normalised boxes; None to draw predictions only.
         pred_boxes: per image, `[P_i, 4]` normalised boxes.
         path: output PNG file.
         title: figure title.
         columns: images per row.
+        pred_points: optional, per image, `[Q_i, 2]` predicted points (row, col) in pixel-index units (LAVAE's
+            locations, TUSK's keypoints), drawn as pink crosses and counted as found objects.
+        points_valid: optional, per image, bool `[Q_i]`: points flagged False (TUSK's slots without a local maximum)
+            are drawn as rings and not counted.
 
     Returns:
         The path written.
@@ -93,28 +110,40 @@ def plot_detections(
     for ax in axes.flat:
         ax.axis("off")
     truths = true_boxes if true_boxes is not None else [None] * num
-    for ax, image, truth, pred in zip(axes.flat, images, truths, pred_boxes):
+    points = pred_points if pred_points is not None else [np.zeros((0, 2))] * num
+    valid = points_valid if points_valid is not None else [np.ones(len(p), bool) for p in points]
+    for ax, image, truth, pred, point, keep in zip(axes.flat, images, truths, pred_boxes, points, valid):
         height, width = image.shape[:2]
+        image = np.repeat(image, 3, axis=-1) if image.shape[-1] == 1 else image
         ax.imshow(np.clip(image, 0, 1), interpolation="nearest")
         for box in [] if truth is None else truth:
             ax.add_patch(_rectangle(box, height, width, TRUE_STYLE["colour"], TRUE_STYLE["style"], TRUE_STYLE["width"]))
         for box in pred:
             ax.add_patch(_rectangle(box, height, width, PRED_STYLE["colour"], PRED_STYLE["style"], PRED_STYLE["width"]))
-        counts = f"found {len(pred)}" if truth is None else f"true {len(truth)} / found {len(pred)}"
+        for (row, col), filled in zip(np.asarray(point, float).reshape(-1, 2), np.asarray(keep, bool)):
+            _point(ax, row, col, filled)
+        found = len(pred) + int(np.sum(keep))
+        counts = f"found {found}" if truth is None else f"true {len(truth)} / found {found}"
         ax.set_title(counts, fontsize=8)
-    legend = "pink solid: found" if true_boxes is None else "white dashed: ground truth, pink solid: found"
+    shown = ["pink solid: found"] if pred_points is None or any(len(b) for b in pred_boxes) else []
+    if pred_points is not None:
+        shown.append("pink crosses: found" + (", rings: not a local maximum" if points_valid is not None else ""))
+    legend = ", ".join((["white dashed: ground truth"] if true_boxes is not None else []) + shown)
     fig.suptitle(f"{title}\n{legend}" if title else legend, fontsize=9)
     return _save(fig, path)
 
 
 def plot_objects(images: np.ndarray, objects: Sequence[dict], path: str | Path, true_boxes=None,
                  title: str = "", columns: int = 4) -> Path:
-    """The figure beside `model.predict_objects(images)`: the images with the boxes it found (and the ground
-    truth's, if given), e.g. `tfobj.plot_objects(images, model.predict_objects(images), "found.png")`.
+    """The figure beside `model.predict_objects(images)`: the images with what it found (and the ground truth's
+    boxes, if given), e.g. `tfobj.plot_objects(images, model.predict_objects(images), "found.png")`. Any model's
+    objects: boxes (SPAIR, ConnComp) are drawn as boxes, LAVAE's locations and TUSK's keypoints as crosses (TUSK's
+    slots without a local maximum, `valid` False, as rings).
 
     Args:
-        images: float `[N, H, W, C]` in [0, 1].
-        objects: per image, a dict with "boxes" `[n, 4]` (what `predict_objects` returns).
+        images: float `[N, H, W, C]` in [0, 1] (C = 3, or 1 for grey images).
+        objects: per image, a dict with "boxes" `[n, 4]`, or "locations" `[n, 2]` (LAVAE), or "keypoints" `[K, 2]`
+            (TUSK, with "valid" `[K]`): what `predict_objects` returns.
         path: output PNG file.
         true_boxes: optional per-image ground-truth boxes: a list of `[G_i, 4]`, or padded `[N, K, 4]` with
             zero rows for absent objects.
@@ -128,7 +157,17 @@ def plot_objects(images: np.ndarray, objects: Sequence[dict], path: str | Path, 
                          f"{len(objects)} dicts")
     if true_boxes is not None:
         true_boxes = [np.asarray(boxes)[np.any(np.asarray(boxes) != 0, axis=-1)] for boxes in true_boxes]
-    return plot_detections(images, true_boxes, [o["boxes"] for o in objects], path, title, columns)
+    kinds = [next((key for key in ("boxes", "locations", "keypoints") if key in o), None) for o in objects]
+    if None in kinds or len(set(kinds)) > 1:
+        raise ValueError("plot_objects needs the dicts of one model's predict_objects, each with 'boxes' (SPAIR, "
+                         "ConnComp), 'locations' (LAVAE) or 'keypoints' (TUSK); got keys "
+                         f"{sorted({key for o in objects for key in o})}")
+    if not objects or kinds[0] == "boxes":
+        return plot_detections(images, true_boxes, [o["boxes"] for o in objects], path, title, columns)
+    points = [np.asarray(o[kinds[0]], float).reshape(-1, 2) for o in objects]
+    valid = [np.asarray(o["valid"], bool) for o in objects] if all("valid" in o for o in objects) else None
+    return plot_detections(images, true_boxes, [np.zeros((0, 4))] * len(objects), path, title, columns,
+                           pred_points=points, points_valid=valid)
 
 
 def plot_tracks(videos: np.ndarray, true_tracks: Sequence[dict], pred_tracks: Sequence[dict], path: str | Path,
@@ -327,6 +366,10 @@ def plot_curves(x, series: dict, path: str | Path, xlabel: str, ylabel: str, tit
     return _save(fig, path)
 
 
+# The range of each metric of the transfer figure, to which its shaded bands are clipped.
+TRANSFER_LIMITS = {"ap": (0.0, 1.0), "count_abs_error": (0.0, np.inf), "count_01_error": (0.0, 1.0)}
+
+
 def plot_transfer_curves(
     counts: Sequence[int],
     curves: dict[str, dict[str, tuple[Sequence[float], Sequence[float]]]],
@@ -334,16 +377,21 @@ def plot_transfer_curves(
     title: str = "",
     metrics: Sequence[tuple[str, str]] = (("ap", "AP (IoU 0.1…0.9)"), ("count_abs_error", "count absolute error"),
                                           ("count_01_error", "count 0-1 error")),
+    spread_label: str = "",
+    limits: dict[str, tuple[float, float]] | None = None,
 ) -> Path:
     """Saves one panel per metric of a score against the test object count (SPAIR's transfer figure).
 
     Args:
         counts: the test object counts n (x axis).
         curves: per line label (a training condition or a baseline), per metric key, `(mean, spread)`
-            with one value per count; the spread is drawn as a shaded band of ± spread.
+            with one value per count; the spread is drawn as a shaded band of ± spread, clipped to the metric's range.
         path: output PNG file.
         title: figure title.
         metrics: (key, axis label) per panel, in order.
+        spread_label: what the bands are (e.g. "± one standard deviation over 3 repeats"), written on the figure.
+        limits: per metric key, its range (default `TRANSFER_LIMITS`: AP and the 0-1 error in [0, 1], the absolute
+            error >= 0); a metric without one is not clipped.
 
     Returns:
         The path written.
@@ -352,17 +400,22 @@ def plot_transfer_curves(
     from matplotlib.ticker import MaxNLocator
 
     counts = np.asarray(counts)
+    limits = TRANSFER_LIMITS if limits is None else limits
     fig, axes = plt.subplots(1, len(metrics), figsize=(4.2 * len(metrics), 3.6), squeeze=False)
     for ax, (key, label) in zip(axes[0], metrics):
+        low_limit, high_limit = limits.get(key, (-np.inf, np.inf))
         for name, scores in curves.items():
             mean, spread = (np.asarray(v, dtype=float) for v in scores[key])
             (line,) = ax.plot(counts, mean, marker="o", markersize=3, label=name)
-            ax.fill_between(counts, mean - spread, mean + spread, color=line.get_color(), alpha=0.2, linewidth=0)
+            ax.fill_between(counts, np.clip(mean - spread, low_limit, high_limit),
+                            np.clip(mean + spread, low_limit, high_limit), color=line.get_color(), alpha=0.2,
+                            linewidth=0)
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_xlabel("number of digits in the test image")
         ax.set_ylabel(label)
         ax.grid(alpha=0.3)
     axes[0][0].legend(fontsize=8)
-    if title:
-        fig.suptitle(title, fontsize=9)
+    bands = f"shaded: {spread_label}" if spread_label else ""
+    if title or bands:
+        fig.suptitle("\n".join(text for text in (title, bands) if text), fontsize=9)
     return _save(fig, path)

@@ -106,5 +106,48 @@ def test_tensorboard_images_put_input_and_truth_beside_the_reconstruction():
     assert pair.shape == (2, 24, 50, 3)
     np.testing.assert_array_equal(pair[:, :, 24:26], 1.0)  # the white gap
     np.testing.assert_allclose(pair[:, :, 26:], model(images)["reconstruction"].numpy(), atol=1.0)  # in range
-    assert (pair[0, 5, 5:18] == [0.0, 1.0, 0.0]).all()  # the true box's top edge (tf.image: row 0.25·(24 − 1)), green
+    assert (pair[0, 5, 6:17] == 1.0).all()  # the true box's top edge (tf.image: row 0.25·(24 − 1)), white
+    assert (pair[0, 4, 6:17] == 0.0).all() and (pair[0, 6, 7:16] == 0.0).all()  # in a black halo
     np.testing.assert_allclose(pair[1, :, :24], 0.25)  # no true box in the second image: the input unchanged
+
+
+@pytest.mark.parametrize("colour", [(0.0, 1.0, 0.0), (1.0, 0.0, 0.0), (1.0, 1.0, 1.0), (1.0, 0.0, 1.0)])
+def test_tensorboard_boxes_show_on_any_object_colour(colour):
+    """A box drawn around a saturated object (Scattered Shapes' colours, MNIST's white) differs from the object
+    along its whole edge: the earlier green truth and red found boxes vanished on green and red objects."""
+    from tfobj.training.evaluation import FOUND_BOX_COLOUR, TRUE_BOX_COLOUR, draw_boxes
+
+    images = np.zeros((1, 24, 24, 3), np.float32)
+    images[0, 3:21, 3:21] = colour  # the object covers the box edge (rows and columns 5.75 .. 17.25) and its halo
+    box = np.array([[[0.25, 0.25, 0.75, 0.75]]], np.float32)
+    for line in (TRUE_BOX_COLOUR, FOUND_BOX_COLOUR):
+        drawn = draw_boxes(images, box, np.array([[True]]), line).numpy()[0]
+        edge, halo = drawn[5, 6:17], drawn[4, 6:17]  # the top edge and the line above it, inside the object
+        assert (np.abs(edge - colour).max(axis=-1) > 0.4).all() or (np.abs(halo - colour).max(axis=-1) > 0.4).all()
+        assert (np.abs(edge - halo).max(axis=-1) > 0.4).all()  # the line contrasts with its halo
+    nothing = draw_boxes(images, box, np.array([[False]]), TRUE_BOX_COLOUR).numpy()
+    np.testing.assert_array_equal(nothing, images)  # absent boxes are not drawn
+
+
+def test_tensorboard_video_image_puts_frames_with_truth_above_the_tracked_reconstructions():
+    from tfobj.training.evaluation import FOUND_BOX_COLOUR, videos_with_boxes
+
+    videos = np.full((1, 2, 24, 24, 3), 0.25, np.float32)
+    boxes = np.zeros((1, 2, 2, 4), np.float32)
+    boxes[0, :, 0] = [0.25, 0.25, 0.75, 0.75]
+    track_ids = np.array([[[1, 0], [1, 0]]])
+
+    class Tracker:  # stands in for SILOT: the true boxes found, reconstructions at half brightness
+        def __call__(self, x, training=False):
+            return {"boxes": tf.constant(boxes), "z_pres": tf.constant(track_ids > 0, tf.float32),
+                    "reconstruction": x * 0.5}
+
+    image = videos_with_boxes(Tracker(), {"videos": videos, "boxes": boxes, "track_ids": track_ids})["truth | tracks"]
+    assert image.shape == (1, 50, 48, 3)  # [V, 2H + 2, T·W, 3]
+    for t in range(2):
+        frame, gap, recon = image[0, :24, 24 * t:24 * (t + 1)], image[0, 24:26], image[0, 26:, 24 * t:24 * (t + 1)]
+        assert (frame[5, 6:17] == 1.0).all() and (frame[4, 6:17] == 0.0).all()  # white truth edge, black halo
+        np.testing.assert_allclose(recon[5, 6:17], np.tile(FOUND_BOX_COLOUR, (11, 1)), atol=1e-6)  # pink found edge
+        np.testing.assert_allclose(frame[12, 12], 0.25)  # inside the box: the input
+        np.testing.assert_allclose(recon[12, 12], 0.125)  # and the reconstruction
+        assert (gap == 1.0).all()

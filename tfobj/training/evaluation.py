@@ -21,7 +21,7 @@ from tfobj import metrics
 from tfobj.models.inputs import check_not_empty
 
 __all__ = ["DETECTION", "TRACKING", "DetectionModel", "Evaluation", "EvaluationCallback", "current_step",
-           "detection_metrics", "detection_scores", "predict_detections", "reconstructions_with_boxes",
+           "detection_metrics", "draw_boxes", "detection_scores", "predict_detections", "reconstructions_with_boxes",
            "tracking_metrics", "tracking_scores", "videos_with_boxes"]
 
 log = logging.getLogger(__name__)
@@ -181,17 +181,44 @@ def detection_metrics(model, val: Mapping) -> dict:
     return {"ap": scores["ap"], "count_accuracy": scores["count_accuracy"]}
 
 
+# TensorBoard's box colours, those of the PNG figures (tfobj.figures): ground truth white, found boxes pink, each line
+# between two black ones, so that it shows on any object colour (a green line vanishes on a green shape).
+TRUE_BOX_COLOUR = (1.0, 1.0, 1.0)
+FOUND_BOX_COLOUR = (1.0, 0.176, 0.584)  # #ff2d95
+
+
+def draw_boxes(images, boxes, present, colour) -> tf.Tensor:
+    """`tf.image.draw_bounding_boxes` with a black halo: each box drawn in black one pixel outside and one pixel
+    inside its edge, then in `colour` on the edge.
+
+    Args:
+        images: float `[N, H, W, 3]`.
+        boxes: float `[N, K, 4]` normalised (y_min, x_min, y_max, x_max).
+        present: bool `[N, K]`: the boxes to draw.
+        colour: RGB floats.
+    """
+    images = tf.convert_to_tensor(images, tf.float32)
+    boxes = tf.convert_to_tensor(boxes, tf.float32)
+    shape = tf.shape(images)
+    # tf.image puts a box edge at row y·(H − 1): one pixel is 1 / (H − 1) in normalised units.
+    size = tf.cast(tf.stack([shape[1], shape[2], shape[1], shape[2]]), tf.float32)
+    pixel = tf.constant([-1.0, -1.0, 1.0, 1.0]) / tf.maximum(size - 1.0, 1.0)
+    outside = tf.constant([-1.0, -1.0, -1.0, -1.0])  # a box outside the image: tf.image draws nothing for it
+    present = tf.convert_to_tensor(present)[..., None]
+    for shifted, rgb in ((boxes + pixel, (0.0, 0.0, 0.0)), (boxes - pixel, (0.0, 0.0, 0.0)), (boxes, colour)):
+        images = tf.image.draw_bounding_boxes(images, tf.where(present, shifted, outside), [list(rgb)])
+    return images
+
+
 def reconstructions_with_boxes(model, val: Mapping, count: int = 4) -> dict:
-    """The first `count` validation images side by side: the input with its ground-truth boxes (green) | the
-    reconstruction with the predicted boxes (red), as one image each `[count, H, 2W + 2, 3]`."""
+    """The first `count` validation images side by side: the input with its ground-truth boxes (white) | the
+    reconstruction with the predicted boxes (pink), each line in a black halo, as one image each
+    `[count, H, 2W + 2, 3]`."""
     images = val["images"][:count]
     out = model(images, training=False)
-    outside = tf.constant([-1.0, -1.0, -1.0, -1.0])  # a box outside the image: tf.image draws nothing for it
-    predicted = tf.where(out["z_pres"][..., None] > 0.5, out["boxes"], outside)
     truth = tf.constant(val["boxes"][:count], tf.float32)
-    truth = tf.where(tf.reduce_any(truth != 0, axis=-1, keepdims=True), truth, outside)  # padding rows
-    left = tf.image.draw_bounding_boxes(tf.constant(images, tf.float32), truth, [[0.0, 1.0, 0.0]])
-    right = tf.image.draw_bounding_boxes(out["reconstruction"], predicted, [[1.0, 0.0, 0.0]])
+    left = draw_boxes(images, truth, tf.reduce_any(truth != 0, axis=-1), TRUE_BOX_COLOUR)  # not the padding rows
+    right = draw_boxes(out["reconstruction"], out["boxes"], out["z_pres"] > 0.5, FOUND_BOX_COLOUR)
     gap = tf.ones_like(left[:, :, :2])
     return {"input_truth | reconstruction_found": tf.concat([left, gap, right], axis=2).numpy()}
 
@@ -208,20 +235,18 @@ def tracking_metrics(model, val: Mapping) -> dict:
 
 def videos_with_boxes(model, val: Mapping, count: int = 2) -> dict:
     """The first `count` validation videos, one image each `[count, 2H + 2, T·W, 3]`: the frames in a row with
-    their true boxes (green) above the reconstructions with the tracked boxes (red)."""
+    their true boxes (white) above the reconstructions with the tracked boxes (pink), each line in a black halo."""
     videos = tf.constant(val["videos"][:count], tf.float32)  # [V, T, H, W, 3]
     out = model(videos, training=False)
-    outside = tf.constant([-1.0, -1.0, -1.0, -1.0])
     shape = tf.shape(videos)
     frames = tf.reshape(videos, tf.concat([[-1], shape[2:]], 0))  # [V·T, H, W, 3]
-    truth = tf.reshape(tf.constant(val["boxes"][:count], tf.float32), [-1, val["boxes"].shape[2], 4])
-    truth = tf.where(tf.reshape(tf.constant(val["track_ids"][:count]), [-1, val["boxes"].shape[2], 1]) > 0,
-                     truth, outside)
-    predicted = tf.where(out["z_pres"][..., None] > 0.5, out["boxes"], outside)
-    predicted = tf.reshape(predicted, [-1, predicted.shape[2], 4])
-    top = tf.image.draw_bounding_boxes(frames, truth, [[0.0, 1.0, 0.0]])
-    bottom = tf.image.draw_bounding_boxes(tf.reshape(out["reconstruction"], tf.shape(frames)), predicted,
-                                          [[1.0, 0.0, 0.0]])
+    slots = val["boxes"].shape[2]
+    truth = tf.reshape(tf.constant(val["boxes"][:count], tf.float32), [-1, slots, 4])
+    true_present = tf.reshape(tf.constant(val["track_ids"][:count]), [-1, slots]) > 0
+    predicted = tf.reshape(out["boxes"], [-1, out["boxes"].shape[2], 4])
+    present = tf.reshape(out["z_pres"] > 0.5, [-1, out["boxes"].shape[2]])
+    top = draw_boxes(frames, truth, true_present, TRUE_BOX_COLOUR)
+    bottom = draw_boxes(tf.reshape(out["reconstruction"], tf.shape(frames)), predicted, present, FOUND_BOX_COLOUR)
     rows = tf.concat([top, tf.ones_like(top[:, :2]), bottom], axis=1)  # [V·T, 2H + 2, W, 3]
     rows = tf.reshape(rows, tf.concat([shape[:2], tf.shape(rows)[1:]], 0))  # [V, T, 2H + 2, W, 3]
     return {"truth | tracks": tf.concat(tf.unstack(rows, axis=1), axis=2).numpy()}

@@ -444,6 +444,23 @@ def exported(tmp_path_factory):
     return model, tf.saved_model.load(str(path))
 
 
+@pytest.mark.slow
+def test_the_served_model_runs_where_tfobj_cannot_be_imported(exported, tmp_path):
+    """serving_default in a fresh process without tfobj (as TF Serving), two batch sizes and two canvas sizes: the
+    issue's outputs equal the in-process model's."""
+    model, _ = exported
+    rng = np.random.default_rng(5)
+    inputs = {"b4_16x16": IMAGES, "b2_24x20": (rng.random((2, 24, 20, 1)) > 0.8).astype(np.float32)}
+    path = tfobj.export_saved_model(model, tmp_path / "saved_model")
+    served = harness.served_in_fresh_process(path, inputs, tmp_path, argument="images")
+    for name, images in inputs.items():
+        expected = model(images, training=False)
+        for key in SERVING_KEYS:
+            np.testing.assert_allclose(served[f"{name}/{key}"], np.asarray(expected[key]), atol=1e-5,
+                                       err_msg=f"{name}/{key}")
+        assert served[f"{name}/num_objects"].dtype == np.int32 and served[f"{name}/locations"].dtype == np.int32
+
+
 def test_export_serves_with_unknown_batch_and_size(exported):
     model, loaded = exported
     serve = loaded.signatures["serving_default"]

@@ -325,6 +325,26 @@ def test_predict_objects_gives_tracks_that_mota_scores(model):
     assert scores["mota"] == 1.0 and scores["num_switches"] == 0 and scores["num_objects"] == 3 * T * K
 
 
+def test_evaluate_adds_tracking_scores_given_the_ground_truth():
+    """`evaluate` on a video dataset's dict adds CLEAR MOT; here the truth is the model's own tracks (MOTA 1, no
+    count error), and a truth with every object moved away gives no match (MOTA 1 - (misses + FP) / objects)."""
+    silot = SILOT(TINY, seed=1)
+    silot.compile(optimizer="adam")
+    x = videos(3, seed=6)
+    out = silot(x, training=False)
+    present = out["z_pres"].numpy() > 0.5
+    truth = {"videos": x, "track_ids": np.where(present, out["ids"].numpy(), 0), "boxes": out["boxes"].numpy()}
+    logs = silot.evaluate(truth, verbose=0, return_dict=True)
+    n = int(present.sum())
+    assert n > 0 and "loss" in logs and "nll" in logs
+    assert logs["mota"] == 1.0 and logs["count_abs_error"] == 0.0 and logs["num_switches"] == 0
+    far = dict(truth, boxes=np.clip(truth["boxes"] + 2.0, 0.0, 3.0))  # every true box outside the frame
+    logs = silot.evaluate(far, verbose=0, return_dict=True)
+    assert logs["mota"] == pytest.approx(1.0 - 2 * n / n) and logs["count_abs_error"] == 0.0
+    plain = silot.evaluate(x, verbose=0, return_dict=True)  # no truth: the loss terms only
+    assert "mota" not in plain and plain["loss"] == pytest.approx(logs["loss"], rel=1e-5)
+
+
 # --- Bad input ---
 
 @pytest.mark.parametrize("bad, message", [
@@ -351,7 +371,8 @@ def test_bad_values(model, value, message):
 
 def test_empty_batches_are_refused_by_predict(model):
     empty = np.zeros((0, 2, 24, 24, 3), np.float32)
-    for call in (lambda: model.predict(empty, verbose=0), lambda: model.predict_objects(empty)):
+    for call in (lambda: model.predict(empty, verbose=0), lambda: model.predict_objects(empty),
+                 lambda: model.evaluate(empty, verbose=0), lambda: model.evaluate({"videos": empty}, verbose=0)):
         with pytest.raises(ValueError, match=r"empty batch \(0 videos\)"):
             call()
 
@@ -400,10 +421,32 @@ def test_the_served_model_matches_and_takes_any_batch_length_and_size(model, ser
         out = served(videos=tf.constant(x))
         assert set(out) == set(SERVING_KEYS)
         expected = model(x, training=False)
+        expected = dict(expected, track_ids=expected["ids"], presence=expected["z_pres"])  # the issue's names
         for key in SERVING_KEYS:
             np.testing.assert_allclose(out[key].numpy().astype(np.float64),
                                        expected[key].numpy().astype(np.float64), atol=1e-4, err_msg=key)
-        assert out["ids"].dtype == tf.int32 and out["num_objects"].dtype == tf.int32
+        assert {"boxes", "presence", "track_ids", "reconstruction"} <= set(out)
+        for key in ("ids", "track_ids", "num_objects"):
+            assert out[key].dtype == tf.int32, key
+        assert set(np.unique(out["presence"].numpy())) <= {0.0, 1.0}
+
+
+@pytest.mark.slow
+def test_the_served_model_runs_where_tfobj_cannot_be_imported(model, tmp_path):
+    """The SavedModel in a fresh process without tfobj (as TF Serving): two batch sizes, two lengths, two frame
+    sizes; the issue's outputs (boxes, presence, track_ids, reconstruction) equal the in-process model's."""
+    inputs = {"b2_t3_24x24": videos(2, frames=3, seed=8),
+              "b1_t2_36x24": np.random.default_rng(9).random((1, 2, 36, 24, 3)).astype(np.float32)}
+    path = export_saved_model(model, tmp_path / "saved_model")
+    served = harness.served_in_fresh_process(path, inputs, tmp_path, argument="videos")
+    for name, x in inputs.items():
+        expected = model(x, training=False)
+        for key, source in (("boxes", "boxes"), ("presence", "z_pres"), ("track_ids", "ids"),
+                            ("reconstruction", "reconstruction")):
+            np.testing.assert_allclose(served[f"{name}/{key}"], expected[source].numpy(), atol=1e-4,
+                                       err_msg=f"{name}/{key}")
+        assert served[f"{name}/track_ids"].dtype == np.int32
+        assert served[f"{name}/boxes"].shape == x.shape[:2] + (K, 4)
 
 
 @pytest.mark.parametrize("shape, message", [

@@ -441,6 +441,24 @@ def served(stepped, tmp_path_factory):
     return tf.saved_model.load(str(path)).signatures["serving_default"]
 
 
+@pytest.mark.slow
+def test_the_served_model_runs_where_tfobj_cannot_be_imported(stepped, tmp_path):
+    """serving_default in a fresh process without tfobj (as TF Serving), two batch sizes and two image sizes: the
+    issue's outputs equal the in-process model's."""
+    model, _ = stepped
+    rng = np.random.default_rng(6)
+    inputs = {f"b1_{SIZE}x{SIZE}": rng.random((1, SIZE, SIZE, 3)).astype(np.float32),
+              "b3_24x40": rng.random((3, 24, 40, 3)).astype(np.float32)}
+    path = export_saved_model(model, tmp_path / "saved_model")
+    served = harness.served_in_fresh_process(path, inputs, tmp_path, argument="images")
+    for name, images in inputs.items():
+        expected = model(images)
+        for key in ("keypoints", "scores", "prototype_ids", "reconstruction"):
+            np.testing.assert_allclose(np.asarray(served[f"{name}/{key}"], np.float64),
+                                       np.asarray(expected[key], np.float64), atol=1e-5, err_msg=f"{name}/{key}")
+        assert served[f"{name}/prototype_ids"].dtype == np.int32
+
+
 def test_the_served_model_matches_the_model_for_any_batch_and_size(stepped, served):
     model, _ = stepped
     for shape in ((1, SIZE, SIZE, 3), (3, 24, 40, 3)):

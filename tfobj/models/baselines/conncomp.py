@@ -222,6 +222,7 @@ class ConnCompTracker:
         videos = np.asarray(videos)
         if videos.ndim != 5:
             raise ValueError(f"videos must have shape [N, T, H, W, C]; got {videos.shape}")
+        check_not_empty(videos, "ConnCompTracker", videos=True)
         num_videos, num_frames = videos.shape[:2]
         frames = detect(self.conncomp, videos.reshape(-1, *videos.shape[2:]), batch_size)
         tracks = []

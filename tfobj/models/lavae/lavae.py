@@ -14,6 +14,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from tfobj import metrics
 from tfobj.config import from_dict
 from tfobj.models.baselines.conv_vae import ConvVAE
 from tfobj.models.inputs import check_not_empty, checked_images
@@ -251,9 +252,20 @@ class LAVAE(Annealing, SavesNoiseState, keras.Model):
         self._build_optimizers()
 
     def _checked(self, images, training=False):
+        """`checked_images`, and H·W >= M: the posterior mode takes the M most probable of the H·W locations, and
+        n <= M locations are drawn without replacement (statically where H and W are known, else at run time)."""
         c = self.config
         multiple = c.auxiliary_vae_config().downsampling if training else 1  # the auxiliary VAE runs in training
-        return checked_images(images, "LAVAE", channels=c.image_channels, multiple=multiple)
+        images32 = checked_images(images, "LAVAE", channels=c.image_channels, multiple=multiple)
+        height, width = images32.shape[1], images32.shape[2]
+        message = (f"LAVAE images must have H·W >= M = {c.max_objects} pixels (config.max_objects; objects sit at "
+                   "distinct pixels)")
+        if height is not None and width is not None and height * width < c.max_objects:
+            raise ValueError(f"{message}; got shape {images32.shape}")
+        shape = tf.shape(images32)
+        check = tf.debugging.Assert(shape[1] * shape[2] >= c.max_objects, [f"{message}; got H, W =", shape[1], shape[2]])
+        with tf.control_dependencies([check]):
+            return tf.identity(images32)
 
     def _infer(self, images32, training):
         """h_app float32 `[B, H, W, 2L]`, h_loc float32 `[B, H, W]` (× γ), n̂ = f_count(h_loc) int32 `[B]`."""
@@ -508,7 +520,11 @@ class LAVAE(Annealing, SavesNoiseState, keras.Model):
                              f"{appearance.dtype.name} {appearance.shape}")
         num_objects = tf.cast(num_objects, tf.int32)
         max_objects = tf.shape(appearance)[1]
+        batch = tf.shape(num_objects)[0]
+        same_batch = "LAVAE.generate: num_objects, locations and appearance must have the same batch size B"
         checks = [
+            tf.debugging.assert_equal(tf.shape(locations)[0], batch, message=same_batch),
+            tf.debugging.assert_equal(tf.shape(appearance)[0], batch, message=same_batch),
             tf.debugging.assert_greater_equal(num_objects, 0, message="LAVAE.generate: num_objects must be >= 0"),
             tf.debugging.assert_less_equal(num_objects, max_objects,
                                            message="LAVAE.generate: num_objects must be <= M (appearance.shape[1])"),
@@ -568,6 +584,28 @@ class LAVAE(Annealing, SavesNoiseState, keras.Model):
     def predict(self, x, *args, **kwargs):
         check_not_empty(x["images"] if isinstance(x, dict) else x, "LAVAE")
         return super().predict(x, *args, **kwargs)
+
+    def evaluate(self, x=None, y=None, batch_size=None, verbose="auto", sample_weight=None, steps=None,
+                 callbacks=None, return_dict=False, **kwargs):
+        """Keras' `evaluate`, plus the counting metrics when `x` is a dict holding the true counts.
+
+        The loss terms are those of the posterior mode (n̂, the n̂ most probable locations, the posterior means; no
+        n forced to 1 and no warm-up, so `warmup/h_loc`, `warmup/vae` and `forced_one` are 0): the negative ELBO of
+        the most likely latents, not the training loss (sampled, relaxed latents) nor Table 1's bound
+        (`tfobj.metrics.importance_weighted_nll`). With `x = {"images": ..., "num_objects": [N]}` the result also
+        has "count_accuracy" and "count_abs_error" of n̂ against the true counts; `validation_data=` given such a
+        dict logs them as "val_count_accuracy" and "val_count_abs_error".
+        """
+        truth = isinstance(x, dict) and "num_objects" in x
+        inputs = {"images": x["images"]} if truth else x
+        check_not_empty(inputs["images"] if isinstance(inputs, dict) else inputs, "LAVAE")
+        logs = super().evaluate(inputs, y, batch_size=batch_size, verbose=verbose, sample_weight=sample_weight,
+                                steps=steps, callbacks=callbacks, return_dict=True, **kwargs)
+        if truth:
+            counts = self.predict(x["images"], batch_size=batch_size or 32, verbose=0)["num_objects"]
+            logs.update(count_accuracy=metrics.count_accuracy(counts, x["num_objects"]),
+                        count_abs_error=metrics.count_abs_error(counts, x["num_objects"]))
+        return logs if return_dict else [logs[key] for key in logs]
 
     # === Serving: the signatures tfobj.export_saved_model writes ===
     def serving_endpoints(self) -> dict:

@@ -19,10 +19,11 @@ from tfobj.models.spair.count_prior import count_prior_kl
 from tfobj.models.spair.spair_layers import LOGIT_CLIP, ObjectDecoder
 from tfobj.rendering.render_sprites import render_sprites, render_sprites_softmax
 from tfobj.training.curriculum import VideoCurriculum
+from tfobj.training.evaluation import tracking_scores
 from tfobj.training.schedules import PresenceAnnealing
 from tfobj.training.strategies import loss_for_replica
 
-__all__ = ["SILOT", "SILOTTrack", "LOSS_KEYS", "SERVING_KEYS"]
+__all__ = ["SILOT", "SILOTTrack", "LOSS_KEYS", "SERVING_ALIASES", "SERVING_KEYS"]
 
 tfd = tfp.distributions
 
@@ -31,8 +32,10 @@ tfd = tfp.distributions
 LOSS_KEYS = ("loss", "nll", "kl/z_where", "kl/z_what", "kl/z_depth", "kl/z_pres",
              "kl/prop_where", "kl/prop_what", "kl/prop_depth",
              "kl/prior_where", "kl/prior_what", "kl/prior_depth", "kl/prior_pres")
-# What the SavedModel's serving_default returns (docs/silot.md, Export).
-SERVING_KEYS = ("boxes", "ids", "z_pres", "scores", "num_objects", "reconstruction")
+# What the SavedModel's serving_default returns (docs/silot.md, Export): the shared output keys, and the SILOT
+# issue's names for two of them, "presence" (= z_pres) and "track_ids" (= ids).
+SERVING_ALIASES = {"presence": "z_pres", "track_ids": "ids"}
+SERVING_KEYS = ("boxes", "ids", "z_pres", "scores", "num_objects", "reconstruction", *SERVING_ALIASES)
 
 _CELL_KEYS = ("position", "size", "what", "depth", "pres", "hidden")  # a PropagationCell's object set
 _DISCOVERY_KEYS = ("where_mean", "where_std", "what_mean", "what_std", "depth_mean", "depth_std", "pres_logits")
@@ -474,7 +477,28 @@ class SILOT(VideoCurriculum, PresenceAnnealing, SavesNoiseState, keras.Model):
         check_not_empty(x["videos"] if isinstance(x, dict) else x, "SILOT", videos=True)
         return super().predict(x, *args, **kwargs)
 
-    def predict_objects(self, videos, batch_size: int = 8, sample: bool = False) -> list[SILOTTrack]:
+    def evaluate(self, x=None, y=None, batch_size=None, verbose="auto", sample_weight=None, steps=None,
+                 callbacks=None, return_dict=False, **kwargs):
+        """Keras' `evaluate`, plus the task metric when `x` is a dict holding the ground truth.
+
+        With `x = {"videos": [N, T, H, W, 3], "track_ids": [N, T, K'], "boxes": [N, T, K', 4]}` (a video
+        dataset's arrays, e.g. `tfobj.data.scattered_mnist_videos(...)`), the result also has the CLEAR MOT scores
+        of the posterior-mode tracks ("mota", "motp", "num_switches", ... and "count_abs_error";
+        `tfobj.training.evaluation.tracking_scores`). The loss terms are those of the posterior mode (hard z_pres,
+        posterior means) on the whole videos: higher than the training loss, which averages over sampled, relaxed
+        latents on the curriculum's frames.
+        """
+        truth = isinstance(x, dict) and "track_ids" in x and "boxes" in x
+        inputs = {"videos": x["videos"]} if truth else x
+        check_not_empty(inputs["videos"] if isinstance(inputs, dict) else inputs, "SILOT", videos=True)
+        logs = super().evaluate(inputs, y, batch_size=batch_size, verbose=verbose, sample_weight=sample_weight,
+                                steps=steps, callbacks=callbacks, return_dict=True, **kwargs)
+        if truth:
+            logs.update(tracking_scores(self.predict_objects(x["videos"], batch_size=batch_size or 8), x))
+        return logs if return_dict else [logs[key] for key in logs]
+
+    def predict_objects(self, videos, batch_size: int = 8, sample: bool = False,
+                        prior_from_frame: int | None = None) -> list[SILOTTrack]:
         """The tracked objects of each video, in the format `tfobj.metrics.clear_mot_many` scores (as
         `ConnCompTracker.track`; `tfobj.training.evaluation.tracking_scores`).
 
@@ -483,6 +507,8 @@ class SILOT(VideoCurriculum, PresenceAnnealing, SavesNoiseState, keras.Model):
             batch_size: videos per forward pass.
             sample: False (default): the posterior mode. True: latents sampled (the original code evaluated
                 Scattered MNIST with sampled z_pres).
+            prior_from_frame: None (default): the model as trained. t: from frame t on, discovery is off and the
+                learned prior propagates the objects (supplement G.1; `call`'s `prior_from_frame`).
 
         Returns:
             One `SILOTTrack` per video: for each frame, the present objects' (z_pres > 0.5) "ids" int32 `[n_t]`
@@ -491,14 +517,15 @@ class SILOT(VideoCurriculum, PresenceAnnealing, SavesNoiseState, keras.Model):
         """
         check_not_empty(videos, "SILOT", videos=True)
         if self not in _TRACKING_CALLS:
-            _TRACKING_CALLS[self] = tf.function(
-                lambda v, s: {key: value for key, value in self(v, training=False, sample=s).items()
-                              if key in ("boxes", "ids", "scores", "z_pres")}, reduce_retracing=True)
+            _TRACKING_CALLS[self] = tf.function(  # s, p: Python values, one trace each
+                lambda v, s, p: {key: value for key, value in self(v, training=False, sample=s,
+                                                                   prior_from_frame=p).items()
+                                 if key in ("boxes", "ids", "scores", "z_pres")}, reduce_retracing=True)
         call = _TRACKING_CALLS[self]
         tracks = []
         for start in range(0, len(videos), batch_size):
             out = {key: value.numpy() for key, value in call(tf.constant(videos[start:start + batch_size]),
-                                                             sample).items()}
+                                                             sample, prior_from_frame).items()}
             for v in range(len(out["ids"])):
                 present = out["z_pres"][v] > 0.5  # [T, K]
                 tracks.append(SILOTTrack(ids=[ids[keep] for ids, keep in zip(out["ids"][v], present)],
@@ -513,10 +540,12 @@ class SILOT(VideoCurriculum, PresenceAnnealing, SavesNoiseState, keras.Model):
         serve: `videos` float32 `[batch, T, H, W, 3]` in [0, 1] (batch, T, H and W unknown; H, W multiples of 12)
         -> `boxes [batch, T, K, 4]`, `ids [batch, T, K]` int32 (0 where no object), `z_pres [batch, T, K]` (0/1),
         `scores [batch, T, K]`, `num_objects [batch, T]` int32, `reconstruction [batch, T, H, W, 3]`, in the
-        posterior mode (deterministic).
+        posterior mode (deterministic); and `track_ids` (= ids) and `presence` (= z_pres), the same tensors
+        under the names the SILOT issue gives them.
         """
         def serve(videos):
             outputs = self(videos, training=False)
+            outputs.update({alias: outputs[key] for alias, key in SERVING_ALIASES.items()})
             return {key: outputs[key] for key in SERVING_KEYS}
 
         return {"serve": (serve, [tf.TensorSpec([None, None, None, None, 3], tf.float32, name="videos")])}

@@ -199,7 +199,15 @@ class TUSK(keras.Model):
         """`images` as float32 `[B, H, W, 3]`, checked as every tfobj model checks (`tfobj.models.inputs`)."""
         if isinstance(images, dict):
             images = images["images"]
-        return checked_images(images, "TUSK", channels=IMAGE_CHANNELS, multiple=MULTIPLE)
+        images32 = checked_images(images, "TUSK", channels=IMAGE_CHANNELS, multiple=MULTIPLE)
+        # H·W >= K (the K highest of the H·W scores): static in `build`, at run time here for unknown H, W.
+        num_keypoints = self.config.num_keypoints
+        shape = tf.shape(images32)
+        check = tf.debugging.Assert(shape[1] * shape[2] >= num_keypoints, [
+            f"TUSK images must have H·W >= K = {num_keypoints} pixels (config.num_keypoints); got H, W =",
+            shape[1], shape[2]])
+        with tf.control_dependencies([check]):
+            return tf.identity(images32)
 
     def call(self, images, training=False):
         images32 = self.checked(images)  # [B, H, W, 3]
@@ -411,6 +419,11 @@ class TUSK(keras.Model):
     def predict(self, x, *args, **kwargs):
         check_not_empty(x["images"] if isinstance(x, dict) else x, "TUSK")
         return super().predict(x, *args, **kwargs)
+
+    def evaluate(self, x=None, *args, **kwargs):
+        """Keras' `evaluate` (the terms of `test_step`), refusing an empty batch as `predict` does."""
+        check_not_empty(x["images"] if isinstance(x, dict) else x, "TUSK")
+        return super().evaluate(x, *args, **kwargs)
 
     def predict_objects(self, images, batch_size: int = 32) -> list[dict]:
         """The keypoints of each image.

@@ -280,6 +280,9 @@ def run_part(part: PartConfig, name: str, sweep: bool = True, prior: bool = Fals
 
 
 def cell(values) -> str:
+    """"mean ± half-width of the 95% t-interval"; the mean alone for one repeat (no interval to give)."""
+    if len(values) < 2:
+        return f"{float(np.mean(values)):.3f}"
     return "{:.3f} ± {:.3f}".format(*mean_and_ci(values))
 
 

@@ -73,7 +73,7 @@ def test_tables_aggregate_repeats_by_the_student_t_interval(tracking):
     assert len(table) == 4
     # The prior part's legend names the frame the prior starts at; one repeat has no spread.
     assert tracking.label("silot_1-12/prior", 3) == "SILOT (1–12), prior from frame 3"
-    assert tracking.cell([0.25]) == "0.250 ± 0.000"
+    assert tracking.cell([0.25]) == "0.250"  # one repeat: no interval
 
 
 def test_ap_inputs_put_each_frame_s_objects_first_and_score_conncomp_1(tracking):
@@ -147,7 +147,7 @@ def test_tiny_run_writes_tables_json_and_figures(tracking, tmp_path, capsys):
     assert mnist["runs"]["silot_1-2"][0]["steps"] == 4 and mnist["runs"]["conncomp"][0]["threshold"] in (0.1, 1.0)
     assert record["results"] == saved["results"]
     table = (out / "silot_tracking.md").read_text()
-    assert "| 2 | {:.3f} ± 0.000 |".format(mnist["systems"]["silot_1-2"]["mota"]["2"][0]) in table
+    assert "| 2 | {:.3f} |".format(mnist["systems"]["silot_1-2"]["mota"]["2"][0]) in table
     assert "figures only" in table and "repeats: 6 -> 1" in table and "frames 3–7" in table
     assert (out / "silot_tracking.png").stat().st_size > 1000
     assert (out / "silot_tracking_prior.png").stat().st_size > 1000

@@ -18,8 +18,9 @@ Parts (`PARTS`, first match wins), from the op's name scope: the layers' Keras s
 `discovery/cells/object_encoder`, `propagation/...`, `object_decoder`, `render_sprites`); the rest of a layer's
 scope (glimpse extraction, boxes, the attention's Gaussian weights) under "... other ops". Selection
 (`select_objects` and the gathers of `_frame`) and the loss have no scope of their own: they are the ops directly
-in the model's scope and the ops of the training step outside it, told apart by op type (TopKV2, Sort, Cumsum,
-GatherV2, ... are selection) — so "selection" and "loss, noise, frame glue" are approximate.
+in the model's scope and the ops of the training step outside it: selection is told apart by op type (TopKV2,
+Sort, Cumsum, GatherV2, SelectV2, ... in the model's scope), the count prior by its nested function call, and
+the rest is "loss, noise, checks, frame glue" — so these three are approximate.
 
 The numbers are for this machine and its load: compare runs made one after the other, not against another
 machine; the shares are what to read on a loaded machine.
@@ -30,6 +31,7 @@ import argparse
 import dataclasses
 import functools
 import os
+import re
 import sys
 import tempfile
 import time
@@ -79,21 +81,22 @@ UNDIRECTED = (OPTIMIZER, "XLA cluster", "gradient sums (top-level AddN)")
 
 
 def silot_part_of(op_name: str) -> str:
-    """`spair_profile.part_of` with SILOT's parts; ops outside every layer's scope are split by op type into
-    selection and "loss, noise, frame glue" (concats, slices, stacks, the loss and the count prior)."""
+    """`spair_profile.part_of` with SILOT's parts; ops outside every layer's scope are split into the count
+    prior (its `tf.function`, a nested PartitionedCall), selection (op types of `select_objects` and `_frame`'s
+    gathers, in the model's scope) and the rest: the loss (NLL, KLs), noise, input checks, concats, slices and
+    stacks of the frame loop."""
     part = spair_profile.part_of(op_name, PARTS, UNDIRECTED)
     if not part.startswith("other ("):
         return part
     scope, _, op_type = op_name.partition(":")
     direction = part[len("other "):]
-    base = scope.rsplit("/", 1)[-1]
-    # Count prior: its ops sit in count_prior_kl's functions / names.
-    if "count_prior" in scope or "Cumprod" in op_type or "Lgamma" in op_type:
+    if re.search(r"PartitionedCall[^/]*/PartitionedCall", scope) or "count_prior" in scope:
         return f"count prior KL {direction}"
-    import re
-    if re.fullmatch(_SELECT_TYPES + r"(Grad)?", op_type) or re.search(r"TopKV2|Sort|Cumsum|Gather", base):
+    in_model = re.search(r"(^|/)silot[^/]*/", scope) and not re.search(r"assert|VerifyFinite|clip_by_value|random",
+                                                                        scope)
+    if in_model and re.fullmatch(_SELECT_TYPES + r"(Grad)?", op_type):
         return f"{SELECTION} {direction}"
-    return f"loss, noise, frame glue {direction}"
+    return f"loss, noise, checks, frame glue {direction}"
 
 
 def build(args):

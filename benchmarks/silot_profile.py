@@ -141,15 +141,8 @@ def main(argv=None):
     exp, model, videos, xla = build(args)
     batches = iter(tf.data.Dataset.from_tensors({"videos": tf.constant(videos)}).repeat())
 
-    def step():
-        return float(model.train_function(batches)["loss"])
-
-    for _ in range(args.warmup):
-        step()
-    start = time.perf_counter()
-    for _ in range(args.steps):
-        step()
-    seconds = (time.perf_counter() - start) / args.steps
+    step = spair_profile.train_step(model, batches)
+    seconds = spair_profile.time_steps(step, args.warmup, args.steps)
     m = exp.model
     print(f"TensorFlow {tf.__version__}, {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}; SILOT "
           f"table-1 quick (K = {m.num_objects}, A = {m.num_what}, S = {m.hidden_size}, renderer {m.renderer!r}, "

@@ -195,6 +195,22 @@ def print_report(result: dict, top: int, optimizer: str = OPTIMIZER) -> None:
         if value >= 2**20))
 
 
+def train_step(model, batches):
+    """One call of Keras' own `train_function` (the step `fit` runs) on the next of `batches` (an iterator),
+    waiting for its loss, so that timing it times the step."""
+    return lambda: float(model.train_function(batches)["loss"])
+
+
+def time_steps(step, warmup: int, steps: int) -> float:
+    """Seconds per call of `step()` over `steps` calls, after `warmup` calls."""
+    for _ in range(warmup):
+        step()
+    start = time.perf_counter()
+    for _ in range(steps):
+        step()
+    return (time.perf_counter() - start) / steps
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--batch", type=int, default=32)
@@ -226,15 +242,8 @@ def main(argv=None):
     model.make_train_function()
     batches = iter(tf.data.Dataset.from_tensors({"images": images}).repeat())
 
-    def step():
-        return float(model.train_function(batches)["loss"])
-
-    for _ in range(args.warmup):
-        step()
-    start = time.perf_counter()
-    for _ in range(args.steps):
-        step()
-    seconds = (time.perf_counter() - start) / args.steps
+    step = train_step(model, batches)
+    seconds = time_steps(step, args.warmup, args.steps)
     print(f"TensorFlow {tf.__version__}, {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}; batch "
           f"{args.batch}, {args.size}x{args.size}, renderer {args.renderer}, XLA {args.jit}, threads inter "
           f"{args.inter_op or 'default'} / intra {args.intra_op or 'default'}")

@@ -151,3 +151,60 @@ def test_tensorboard_video_image_puts_frames_with_truth_above_the_tracked_recons
         np.testing.assert_allclose(frame[12, 12], 0.25)  # inside the box: the input
         np.testing.assert_allclose(recon[12, 12], 0.125)  # and the reconstruction
         assert (gap == 1.0).all()
+
+
+def _pink(image):
+    """bool `[H, W]`: the pixels drawn in the found-box colour."""
+    from tfobj.training.evaluation import FOUND_BOX_COLOUR
+
+    return np.abs(image - np.array(FOUND_BOX_COLOUR, np.float32)).max(axis=-1) < 1e-3
+
+
+def test_tensorboard_points_are_squares_around_present_points_beside_the_input():
+    """LAVAE's locations and TUSK's keypoints: a grey single-channel input tiled to RGB | the reconstruction with a
+    square of side 2·half around each present point (pixel centre at index + 0.5); absent points not drawn."""
+    from tfobj.training.evaluation import reconstructions_with_points
+
+    images = np.full((2, 24, 24, 1), 0.25, np.float32)
+    reconstruction = np.zeros((2, 24, 24, 1), np.float32)
+    points = np.array([[[10, 10], [-1, -1]], [[3, 20], [12, 12]]])
+    present = np.array([[True, False], [False, False]])
+    out = reconstructions_with_points(images, reconstruction, points, present, half_size=4.0)
+    out = out["input | reconstruction_found"]
+    assert out.shape == (2, 24, 50, 3)
+    np.testing.assert_allclose(out[:, :, :24], 0.25)  # the input, tiled to RGB, nothing drawn on it
+    np.testing.assert_array_equal(out[:, :, 24:26], 1.0)  # the white gap
+    rows, cols = np.nonzero(_pink(out[0, :, 26:]))
+    # The square's edges: centre 10.5 ± 4 px, i.e. [6.5, 14.5] / 24 of the side, drawn by tf.image at ·(24 − 1).
+    assert rows.min() == int(6.5 / 24 * 23) and rows.max() == int(14.5 / 24 * 23)
+    assert cols.min() == int(6.5 / 24 * 23) and cols.max() == int(14.5 / 24 * 23)
+    assert not _pink(out[1]).any()  # no present point in the second image
+
+
+class _Stub:
+    """A model stand-in: fixed outputs, the config fields the image functions read."""
+
+    def __init__(self, outputs, **config):
+        self.outputs, self.config = outputs, type("Config", (), config)
+
+    def __call__(self, images, training=False):
+        return {key: value[:len(images)] for key, value in self.outputs.items()}
+
+
+def test_lavae_and_tusk_evaluations_write_their_points_to_tensorboard():
+    from tfobj.experiments.lavae import LIKELIHOOD_WITH_COUNTS
+    from tfobj.experiments.tusk import KEYPOINT_DETECTION, OBJECT_DISCOVERY
+
+    val = {"images": np.zeros((5, 32, 32, 1), np.float32)}
+    lavae = _Stub({"reconstruction": np.zeros((5, 32, 32, 1), np.float32),
+                   "locations": np.tile(np.array([[[16, 16], [-1, -1]]]), (5, 1, 1))}, sprite_size=9)
+    image = LIKELIHOOD_WITH_COUNTS.images(lavae, val)["input | reconstruction_found"]
+    assert image.shape == (4, 32, 66, 3) and _pink(image[0, :, 34:]).any()
+    rows, _ = np.nonzero(_pink(image[0, :, 34:]))
+    assert rows.min() == int((16.5 - 4.5) / 32 * 31)  # a sprite-sized square: half = sprite_size / 2
+    tusk = _Stub({"reconstruction": np.zeros((5, 32, 32, 3), np.float32),
+                  "keypoints": np.full((5, 1, 2), 16.0, np.float32), "valid": np.ones((5, 1), bool)})
+    val3 = {"images": np.zeros((5, 32, 32, 3), np.float32)}
+    for evaluation in (KEYPOINT_DETECTION, OBJECT_DISCOVERY):
+        image = evaluation.images(tusk, val3)["input | reconstruction_found"]
+        assert image.shape == (4, 32, 66, 3) and _pink(image[0, :, 34:]).any()

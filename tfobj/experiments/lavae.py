@@ -38,7 +38,7 @@ import numpy as np
 from tfobj.data.multi_object import MultiDSpritesConfig, MultiMNISTConfig, multi_dsprites, multi_mnist
 from tfobj.models.baselines.conv_vae import ConvVAEConfig
 from tfobj.models.lavae.lavae_config import LAVAE_TRAINING, LAVAEConfig
-from tfobj.training.evaluation import Evaluation
+from tfobj.training.evaluation import Evaluation, reconstructions_with_points
 from tfobj.training.train_config import TrainConfig
 
 __all__ = ["BETA_VAE_TRAINING", "BetaVAEExperiment", "LAVAEExperiment", "LIKELIHOOD", "LIKELIHOOD_WITH_COUNTS",
@@ -199,10 +199,20 @@ def _likelihood_and_count_metrics(model, val) -> dict:
     return dict(_likelihood_metrics(model, val), count_accuracy=float(np.mean(counts == val["num_objects"])))
 
 
+def _reconstructions_with_locations(model, val, count: int = 4) -> dict:
+    """TensorBoard: the first `count` validation images beside their reconstructions, a sprite-sized square around
+    each inferred location (LAVAE)."""
+    images = val["images"][:count]
+    out = model(images, training=False)
+    return reconstructions_with_points(images, out["reconstruction"], out["locations"], out["locations"][..., 0] >= 0,
+                                       half_size=model.config.sprite_size / 2)
+
+
 # The kept weights: the lowest validation bound (VAL_SAMPLES importance samples), for LAVAE and the β-VAE alike
-# (module docstring: why). Generic for any model with `importance_log_weights`.
+# (module docstring: why). Generic for any model with `importance_log_weights`; LAVAE's adds its images.
 LIKELIHOOD = Evaluation(metrics=_likelihood_metrics, monitor="nll", mode="min")
-LIKELIHOOD_WITH_COUNTS = Evaluation(metrics=_likelihood_and_count_metrics, monitor="nll", mode="min")
+LIKELIHOOD_WITH_COUNTS = Evaluation(metrics=_likelihood_and_count_metrics, monitor="nll", mode="min",
+                                    images=_reconstructions_with_locations)
 
 
 # --------------------------------------------------------------------------- runs

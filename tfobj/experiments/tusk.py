@@ -22,7 +22,7 @@ from tfobj.metrics.ari import adjusted_rand_index
 from tfobj.metrics.keypoint_detection import (
     DETECTION_BOX_SIZE, classification_accuracy, detection_accuracy, match_keypoints)
 from tfobj.models.tusk.tusk_config import TUSK_TRAINING, TUSKConfig
-from tfobj.training.evaluation import Evaluation
+from tfobj.training.evaluation import Evaluation, reconstructions_with_points
 from tfobj.training.train_config import TrainConfig
 
 __all__ = ["CLEVRData", "KEYPOINT_DETECTION", "MNISTHardData", "OBJECT_DISCOVERY", "TUSKCLEVRExperiment",
@@ -176,9 +176,19 @@ def _discovery_metrics(model, val) -> dict:
     return object_discovery_scores(out["masks"], val["label_map"])
 
 
-KEYPOINT_DETECTION = Evaluation(metrics=_mnist_metrics, monitor="detection_accuracy", mode="max")
+def _reconstructions_with_keypoints(model, val, count: int = 4) -> dict:
+    """TensorBoard: the first `count` validation images beside their reconstructions, a 5-px square around each
+    valid keypoint (TUSK)."""
+    images = val["images"][:count]
+    out = model(images, training=False)
+    return reconstructions_with_points(images, out["reconstruction"], out["keypoints"], out["valid"], half_size=2.5)
+
+
+KEYPOINT_DETECTION = Evaluation(metrics=_mnist_metrics, monitor="detection_accuracy", mode="max",
+                                images=_reconstructions_with_keypoints)
 """MNIST-Hard: detection and classification accuracy on the validation set; the best detection accuracy is kept."""
-OBJECT_DISCOVERY = Evaluation(metrics=_discovery_metrics, monitor="ari", mode="max")
+OBJECT_DISCOVERY = Evaluation(metrics=_discovery_metrics, monitor="ari", mode="max",
+                               images=_reconstructions_with_keypoints)
 """Multi-object data: foreground ARI on the validation set; the best is kept."""
 
 

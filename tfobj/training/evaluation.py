@@ -22,6 +22,7 @@ from tfobj.models.inputs import check_not_empty
 
 __all__ = ["DETECTION", "TRACKING", "DetectionModel", "Evaluation", "EvaluationCallback", "current_step",
            "detection_metrics", "draw_boxes", "detection_scores", "predict_detections", "reconstructions_with_boxes",
+           "reconstructions_with_points",
            "tracking_metrics", "tracking_scores", "videos_with_boxes"]
 
 log = logging.getLogger(__name__)
@@ -224,6 +225,28 @@ def reconstructions_with_boxes(model, val: Mapping, count: int = 4) -> dict:
 
 
 DETECTION = Evaluation(metrics=detection_metrics, monitor="ap", mode="max", images=reconstructions_with_boxes)
+
+
+def reconstructions_with_points(images, reconstruction, points, present, half_size: float,
+                                name: str = "input | reconstruction_found") -> dict:
+    """Inputs beside reconstructions with a square of side 2·`half_size` pixels drawn (pink, black halo) around each
+    present point: LAVAE's locations, TUSK's keypoints, for TensorBoard.
+
+    Args:
+        images, reconstruction: float `[n, H, W, C]`, C = 1 (tiled to RGB) or 3.
+        points: `[n, K, 2]` (row, col) pixel indices, a pixel's centre at index + 0.5.
+        present: bool `[n, K]`: the points to draw.
+
+    Returns:
+        `{name: float [n, H, 2W + 2, 3]}`.
+    """
+    rgb = [tf.image.grayscale_to_rgb(x) if x.shape[-1] == 1 else x
+           for x in (tf.convert_to_tensor(images, tf.float32), tf.convert_to_tensor(reconstruction, tf.float32))]
+    size = tf.cast(tf.shape(rgb[0])[1:3], tf.float32)  # H, W
+    centres = tf.cast(points, tf.float32) + 0.5
+    boxes = tf.concat([(centres - half_size) / size, (centres + half_size) / size], axis=-1)  # [n, K, 4]
+    right = draw_boxes(rgb[1], boxes, tf.convert_to_tensor(present, tf.bool), FOUND_BOX_COLOUR)
+    return {name: tf.concat([rgb[0], tf.ones_like(rgb[0][:, :, :2]), right], axis=2).numpy()}
 
 
 def tracking_metrics(model, val: Mapping) -> dict:

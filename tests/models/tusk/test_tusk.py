@@ -369,6 +369,37 @@ def test_evaluation_reports_every_term_from_a_fixed_seed(stepped):
     np.testing.assert_allclose(first["reconstruction"], float(terms["reconstruction"]), rtol=1e-5)
 
 
+def test_evaluate_adds_the_task_metric_given_the_ground_truth(stepped):
+    """MNIST-Hard's truth: true centres at the model's own keypoints (+ 0.5, pixel centres) with 10-px radii give
+    detection accuracy 1; moved 30 px away, 0. The loss terms are those of the plain call."""
+    model, _ = stepped
+    x = squares(2, seed=3)
+    keypoints = model(x)["keypoints"].numpy()
+    truth = {"images": x, "centres": keypoints + 0.5, "radii": np.full(keypoints.shape[:2], 10.0, np.float32),
+             "classes": np.zeros(keypoints.shape[:2], np.int64)}
+    plain = model.evaluate(x, batch_size=2, verbose=0, return_dict=True)
+    logs = model.evaluate(truth, batch_size=2, verbose=0, return_dict=True)
+    assert logs["detection_accuracy"] == 1.0 and 0.0 <= logs["classification_accuracy"] <= 1.0
+    assert {key: logs[key] for key in plain} == plain
+    far = dict(truth, centres=truth["centres"] + 30.0)
+    assert model.evaluate(far, batch_size=2, verbose=0, return_dict=True)["detection_accuracy"] == 0.0
+
+
+def test_evaluate_adds_the_foreground_ari_given_label_maps():
+    """Multi-object truth: label maps equal to the argmax of the model's own alpha masks (+1: all foreground) give
+    ARI 1; one label for the whole image against several predicted segments gives ARI 0."""
+    model = TUSK(TINY_ALPHA, seed=0)
+    x = squares(2, seed=4)
+    model(x)
+    model.compile(optimizer=keras.optimizers.Adam(1e-3))
+    own = np.argmax(model(x)["masks"].numpy(), axis=1) + 1  # [B, H, W]
+    assert all(len(np.unique(labels)) > 1 for labels in own)
+    logs = model.evaluate({"images": x, "label_map": own}, batch_size=2, verbose=0, return_dict=True)
+    assert logs["ari"] == pytest.approx(1.0)
+    one = model.evaluate({"images": x, "label_map": np.ones_like(own)}, batch_size=2, verbose=0, return_dict=True)
+    assert one["ari"] == pytest.approx(0.0)
+
+
 # --- pairs ----------------------------------------------------------------------------------------------------------
 
 

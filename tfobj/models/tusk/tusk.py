@@ -420,10 +420,26 @@ class TUSK(keras.Model):
         check_not_empty(x["images"] if isinstance(x, dict) else x, "TUSK")
         return super().predict(x, *args, **kwargs)
 
-    def evaluate(self, x=None, *args, **kwargs):
-        """Keras' `evaluate` (the terms of `test_step`), refusing an empty batch as `predict` does."""
-        check_not_empty(x["images"] if isinstance(x, dict) else x, "TUSK")
-        return super().evaluate(x, *args, **kwargs)
+    def evaluate(self, x=None, y=None, batch_size=None, verbose="auto", sample_weight=None, steps=None,
+                 callbacks=None, return_dict=False, **kwargs):
+        """Keras' `evaluate` (the terms of `test_step`), refusing an empty batch as `predict` does, plus the task
+        metric when `x` is a dict holding the ground truth: MNIST-Hard's (`{"images", "centres", "radii",
+        "classes"}`, e.g. `tfobj.data.mnist_hard(...)`) adds "detection_accuracy" and "classification_accuracy",
+        multi-object data's (`{"images", "label_map"}`, alpha blending) adds the foreground "ari" — the scores
+        `fit_model` logs as `val_*` in the experiments (`tfobj.experiments.tusk`)."""
+        from tfobj.experiments.tusk import KEYPOINT_DETECTION, OBJECT_DISCOVERY  # the experiments import the model
+
+        keypoint_truth = isinstance(x, dict) and {"centres", "radii", "classes"} <= set(x)
+        mask_truth = isinstance(x, dict) and "label_map" in x
+        inputs = {"images": x["images"]} if keypoint_truth or mask_truth else x
+        check_not_empty(inputs["images"] if isinstance(inputs, dict) else inputs, "TUSK")
+        logs = super().evaluate(inputs, y, batch_size=batch_size, verbose=verbose, sample_weight=sample_weight,
+                                steps=steps, callbacks=callbacks, return_dict=True, **kwargs)
+        if keypoint_truth:
+            logs.update(KEYPOINT_DETECTION.metrics(self, x))
+        if mask_truth:
+            logs.update(OBJECT_DISCOVERY.metrics(self, x))
+        return logs if return_dict else [logs[key] for key in logs]
 
     def predict_objects(self, images, batch_size: int = 32) -> list[dict]:
         """The keypoints of each image.

@@ -166,3 +166,13 @@ def test_plot_objects_draws_every_model_s_objects(tmp_path, monkeypatch):
 
     with pytest.raises(ValueError, match="'boxes' \\(SPAIR, ConnComp\\), 'locations' \\(LAVAE\\) or 'keypoints'"):
         figures.plot_objects(rgb, [{"ids": np.zeros(2)}], tmp_path / "x.png")
+
+
+def test_identity_colours_have_no_near_twins():
+    """Any two of identities 0..24 (more than a quick-mode test video's tracks) differ by at least 0.14 on some RGB
+    channel; the earlier palette (tab10 + Dark2, cycled) gave identities 0 and 18 the same colour and 1 and 11 two
+    near oranges."""
+    colours = np.array([figures._identity_colour(i) for i in range(25)])
+    gaps = np.abs(colours[:, None] - colours[None]).max(axis=-1)
+    np.fill_diagonal(gaps, 1.0)
+    assert gaps.min() >= 0.14, np.unravel_index(gaps.argmin(), gaps.shape)

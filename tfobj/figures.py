@@ -54,11 +54,17 @@ def _rectangle(box, height: int, width: int, colour: str, style="-", line: float
 
 
 def _identity_colour(identity) -> tuple:
-    """The RGB colour (floats in [0, 1]) of an object identity in the tracking figures: tab10 then Dark2, cycled,
-    so one identity has one colour in every figure."""
-    plt = _pyplot()
-    colours = plt.get_cmap("tab10").colors + plt.get_cmap("Dark2").colors
-    return colours[int(identity) % len(colours)]
+    """The RGB colour (floats in [0, 1]) of an object identity in the tracking figures, the same in every figure.
+
+    Hues step by the golden ratio's fraction (0.618 of the circle) from one identity to the next, so that any two
+    identities within 20 of each other are at least 0.034 of the circle apart in hue (nearby identities far more:
+    consecutive ones 0.38), and the brightness alternates between odd and even identities; a palette cycled
+    every 10 or 20 (tab10 + Dark2, earlier) gave near twins such as identities 1 and 11, so that a switch between
+    them did not show."""
+    import colorsys
+
+    hue = (int(identity) * 0.6180339887) % 1.0
+    return colorsys.hsv_to_rgb(hue, 0.85, 0.95 if int(identity) % 2 else 0.7)
 
 
 def _point(ax, row, col, filled: bool = True):

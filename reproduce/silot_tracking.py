@@ -61,8 +61,8 @@ from reproduce.spair_comparison import mean_and_ci  # noqa: E402  (the compariso
 from tfobj import cli  # noqa: E402
 from tfobj.data.experiment_data import VideoData  # noqa: E402
 from tfobj.data.scattered import ScatteredShapesVideoConfig  # noqa: E402
-from tfobj.experiments.common import best_threshold, detection_scores, tracking_scores  # noqa: E402
-from tfobj.experiments.conncomp import ConnCompTrackingExperiment, _tracker  # noqa: E402
+from tfobj.experiments.common import detection_scores, tracking_scores  # noqa: E402
+from tfobj.experiments.conncomp import ConnCompTrackingExperiment, tune_tracker  # noqa: E402
 from tfobj.experiments.silot import SILOTExperiment, fit_silot  # noqa: E402
 from tfobj.models.silot.silot_config import SILOT_TRAINING, SILOTConfig  # noqa: E402
 
@@ -212,16 +212,10 @@ def train_silot(experiment: SILOTExperiment, counts: tuple[int, int], repeat: in
 
 
 def tune_conncomp(experiment: ConnCompTrackingExperiment, repeat: int):
-    """ConnComp's tracker with τ tuned for MOTA on the training split (`run_conncomp_tracking`'s search; ties to
-    the smallest τ). Returns (tracker, τ)."""
-    experiment = replace(experiment, data=replace(experiment.data, seed=repeat))
-    tune = experiment.data.load("train")
-    tuning = {tau: tracking_scores(_tracker(experiment, tau).track(tune["videos"]), tune)[experiment.train.metric]
-              for tau in experiment.train.thresholds}
-    threshold = best_threshold(tuning)
-    logging.info("ConnComp: tau = %.4f (MOTA %.4f on %d training videos)", threshold, tuning[threshold],
-                 len(tune["videos"]))
-    return _tracker(experiment, threshold), threshold
+    """ConnComp's tracker with τ tuned for MOTA on the training split seeded by the repeat (`tune_tracker`, the
+    table-1 row's search). Returns (tracker, τ)."""
+    tracker, threshold, _ = tune_tracker(replace(experiment, data=replace(experiment.data, seed=repeat)))
+    return tracker, threshold
 
 
 def _add(scores: dict, system: str, n: int, values: dict, metrics) -> None:

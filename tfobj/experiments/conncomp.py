@@ -17,7 +17,7 @@ from tfobj.experiments.common import best_threshold, detection_scores, examples,
 from tfobj.models.baselines.conncomp import ConnComp, ConnCompTracker, detect
 
 __all__ = ["ConnCompDetectionExperiment", "ConnCompTrackingExperiment", "ThresholdSearch", "TrackerConfig",
-           "ORIGINAL_THRESHOLD_GRID", "run_conncomp_detection", "run_conncomp_tracking"]
+           "ORIGINAL_THRESHOLD_GRID", "run_conncomp_detection", "run_conncomp_tracking", "tune_tracker"]
 
 log = logging.getLogger(__name__)
 
@@ -102,12 +102,11 @@ def _tracker(config: ConnCompTrackingExperiment, threshold: float) -> ConnCompTr
                            max_distance=config.model.max_distance)
 
 
-def run_conncomp_tracking(config: ConnCompTrackingExperiment) -> dict:
-    """Tunes τ for MOTA on training videos, evaluates on test videos.
+def tune_tracker(config: ConnCompTrackingExperiment) -> tuple[ConnCompTracker, float, dict]:
+    """The tracker with τ tuned for MOTA on the training videos (ties to the smallest τ).
 
     Returns:
-        dict with "metrics" (mota, motp, num_switches, … on test), "threshold", "setting", "tuning" and
-        "examples" (first frames of test videos with boxes).
+        `(tracker, τ, {τ: training MOTA})`.
     """
     tune = config.data.load("train")
     tuning = {}
@@ -116,9 +115,19 @@ def run_conncomp_tracking(config: ConnCompTrackingExperiment) -> dict:
     threshold = best_threshold(tuning)
     log.info("ConnComp tracking (%s): tau = %.4f (MOTA on %d training videos = %.4f)",
              type(config.data.scene).__name__, threshold, len(tune["videos"]), tuning[threshold])
+    return _tracker(config, threshold), threshold, tuning
 
+
+def run_conncomp_tracking(config: ConnCompTrackingExperiment) -> dict:
+    """Tunes τ for MOTA on training videos, evaluates on test videos.
+
+    Returns:
+        dict with "metrics" (mota, motp, num_switches, … on test), "threshold", "setting", "tuning" and
+        "examples" (first frames of test videos with boxes).
+    """
+    tracker, threshold, tuning = tune_tracker(config)
     test = config.data.load("test")
-    tracks = _tracker(config, threshold).track(test["videos"])
+    tracks = tracker.track(test["videos"])
     return {
         "metrics": tracking_scores(tracks, test),
         "threshold": threshold,

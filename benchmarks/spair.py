@@ -1,10 +1,11 @@
 """SPAIR throughput on this machine: training and inference images/second at 48x48 and 96x96 (batch 32), timing
 the steps `fit` and `predict` run (the compiled model's `train_function` / `predict_function`), for the
-renderer's pair path ("pairs", the default) and "auto" (which picks the
+renderer's pair path ("pairs") and "auto" (the default, which picks the
 dense path where a box may cover the whole image: SPAIR at 48x48), with and without XLA (`jit_compile=True`),
 printed side by side with their ratios; then the renderer's time as image size and object count grow.
 
     python benchmarks/spair.py [--repeats 5] [--sizes 48 96] [--configs pairs auto pairs+xla auto+xla]
+                               [--inter-op N] [--intra-op N] [--no-sweeps] [--json]
 
 All configurations are built first and then timed in alternation (repeat r of every configuration before
 repeat r + 1 of any), so a change in the machine's load hits them alike; the ratios are within this run.
@@ -13,6 +14,7 @@ more renderer sweeps and a dense reference renderer.
 """
 import argparse
 import functools
+import json
 import os
 import sys
 from pathlib import Path
@@ -66,10 +68,17 @@ def main():
     parser.add_argument("--sizes", type=int, nargs="+", default=[48, 96])
     parser.add_argument("--configs", nargs="+", choices=CONFIGS, default=list(CONFIGS))
     parser.add_argument("--no-sweeps", action="store_true", help="skip the renderer sweeps")
+    parser.add_argument("--inter-op", type=int, default=0, help="inter-op threads (0: TensorFlow's default)")
+    parser.add_argument("--intra-op", type=int, default=0, help="intra-op threads (0: TensorFlow's default)")
+    parser.add_argument("--json", action="store_true", help="end with one JSON line per configuration (train_img_s, "
+                        "infer_img_s, peak_rss_mib of the process), what benchmarks/spair_peers.py reads")
     args = parser.parse_args()
+    tf.config.threading.set_inter_op_parallelism_threads(args.inter_op)
+    tf.config.threading.set_intra_op_parallelism_threads(args.intra_op)
     print(f"TensorFlow {tf.__version__}, {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}; batch "
           f"{args.batch}; median of {args.repeats} alternated repeats")
     print("| image | renderer | train img/s | infer img/s | train, ratio | infer, ratio |\n|---|---|---|---|---|---|")
+    records = []
     for size in args.sizes:
         rng = np.random.default_rng(0)
         images = tf.constant((rng.random((args.batch, size, size, 3)) > 0.9).astype(np.float32))
@@ -90,10 +99,14 @@ def main():
             ratio = (f"{train / base[0]:.2f}x {args.configs[0]} | {infer / base[1]:.2f}x {args.configs[0]}"
                      if base else " | ")
             print(f"| {size}x{size} | {config} | {train:.1f} | {infer:.1f} | {ratio} |", flush=True)
+            records.append(dict(config=config, image=size, batch=args.batch, train_img_s=train, infer_img_s=infer))
     if not args.no_sweeps:
         renderer_sweeps(args.repeats)
     print(f"\npeak RSS {peak_rss_mib():.0f} MiB (the whole process, "
           f"every configuration; per configuration: benchmarks/spair_profile.py)")
+    if args.json:  # the process' peak: one configuration per process gives that configuration's memory
+        for record in records:
+            print(json.dumps(dict(record, peak_rss_mib=peak_rss_mib(), tensorflow=tf.__version__)))
 
 
 def renderer_sweeps(repeats):

@@ -60,3 +60,31 @@ def test_mlp_shapes_relu_hidden_linear_output_and_config():
     assert out.shape == (2, 5, 3)
     assert [layer.activation.__name__ for layer in mlp.dense_layers] == ["relu", "relu", "linear"]
     assert MLP.from_config(mlp.get_config()).get_config() == mlp.get_config()
+
+
+def test_crop_and_resize_path_equals_gather_path_values_and_gradients():
+    """The default path (crop_and_resize on the padded image) and the XLA path (gathers) sample the same
+    points: values and the gradients into images and boxes agree, for boxes inside, across and outside the
+    image, inverted ones, and the single-texel sizes crop_and_resize treats apart."""
+    from tfobj.layers.glimpse import _crop_and_resize_glimpses, _gather_glimpses
+
+    rng = np.random.default_rng(3)
+    for size in [(14, 14), (5, 7), (1, 3), (2, 1)]:
+        images = tf.Variable(rng.random((2, 12, 16, 3)), dtype=tf.float32)
+        boxes = tf.Variable(rng.uniform(-0.4, 1.4, (2, 5, 4)), dtype=tf.float32)
+        weights = tf.constant(rng.standard_normal((2, 5) + size + (3,)), tf.float32)
+        results = []
+        for path in (_gather_glimpses, _crop_and_resize_glimpses):
+            with tf.GradientTape() as tape:
+                loss = tf.reduce_sum(path(images, boxes, size) * weights)
+            results.append([loss.numpy()] + [g.numpy() for g in tape.gradient(loss, [images, boxes])])
+        for got, want in zip(results[1], results[0]):
+            np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4 * np.abs(want).max())
+
+
+def test_xla_uses_the_gather_path_and_matches():
+    images = tf.constant(np.random.default_rng(4).random((2, 10, 10, 1)), tf.float32)
+    boxes = tf.constant([[[0.1, 0.2, 0.6, 0.9]], [[-0.3, 0.5, 0.4, 1.2]]], tf.float32)
+    compiled = tf.function(lambda i, b: extract_glimpses(i, b, (4, 6)), jit_compile=True)
+    np.testing.assert_allclose(compiled(images, boxes).numpy(), extract_glimpses(images, boxes, (4, 6)).numpy(),
+                               atol=1e-5)

@@ -89,7 +89,7 @@ def test_auto_uses_dense_where_the_window_covers_the_image():
     np.testing.assert_array_equal(run(max_box_size=(10.0, 30.0), method="auto"),
                                   run(method="pairs"))  # 10·6/5 + 2 = 14 < 20 rows
     np.testing.assert_array_equal(run(method="auto"), run(method="pairs"))
-    np.testing.assert_array_equal(run(max_box_size=(30.0, 30.0)), run(method="pairs"))  # the default: pairs
+    np.testing.assert_array_equal(run(max_box_size=(30.0, 30.0)), run(method="dense"))  # the default: auto
     assert not np.array_equal(run(method="dense"), run(method="pairs"))  # the two really differ in round-off
     assert _window_covers_image(tf.zeros([1, 48, 48, 3]), tf.zeros([1, 16, 14, 14, 3]), (48.0, 48.0))  # SPAIR 48 px
     assert not _window_covers_image(tf.zeros([1, 96, 96, 3]), tf.zeros([1, 64, 14, 14, 3]), (48.0, 48.0))

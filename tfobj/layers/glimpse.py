@@ -4,6 +4,8 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
+from tfobj.ops.xla import in_xla_context
+
 
 def extract_glimpses(images, boxes, size):
     """Bilinear crops of `images` at `boxes`, resampled to `size`, half-pixel convention.
@@ -12,7 +14,13 @@ def extract_glimpses(images, boxes, size):
     the align_corners=False convention of docs/conventions.md and of the renderer, so that rendering
     a glimpse back into its box reproduces the box's content. Outside the image the value is 0 (the
     image is bilinearly blended with zeros across its border). Gradients flow into the images and the
-    boxes. Implemented with gathers (no `tf.image.crop_and_resize`), so it also compiles with XLA.
+    boxes.
+
+    Two implementations of the same sampling: `tf.image.crop_and_resize` on the zero-padded image, with the
+    boxes rewritten into its align-corners convention (the default; one fused op and its fused gradients,
+    measured faster in SPAIR's and SILOT's training steps), and four gathers (`_gather_glimpses`), used when
+    traced for XLA, which has no kernel for crop_and_resize. Tests hold the two to each other and to a numpy
+    loop, values and gradients.
 
     Args:
         images: float `[B, H, W, C]`.
@@ -24,6 +32,52 @@ def extract_glimpses(images, boxes, size):
     """
     images = tf.cast(images, tf.float32)
     boxes = tf.cast(boxes, tf.float32)
+    if in_xla_context():
+        return _gather_glimpses(images, boxes, size)
+    return _crop_and_resize_glimpses(images, boxes, size)
+
+
+def _texel_centres(low, high, extent, count):
+    """Padded-frame pixel coordinates (one zero pixel of padding) of the first and last texel centres of
+    `count` texels between the normalised `low` and `high`: `(low + (i + 0.5)(high − low)/count)·extent + 0.5`
+    for i = 0 and i = count − 1, each shaped like `low`."""
+    extent = tf.cast(extent, tf.float32)
+    first = (low + 0.5 / count * (high - low)) * extent + 0.5
+    last = (low + (count - 0.5) / count * (high - low)) * extent + 0.5
+    return first, last
+
+
+def _crop_and_resize_glimpses(images, boxes, size):
+    """`extract_glimpses` by `tf.image.crop_and_resize` on the image padded with one zero pixel per side.
+
+    crop_and_resize samples crop row i of a box (y1, y2) at y1·(P − 1) + i·(y2 − y1)·(P − 1)/(h − 1) in a
+    P-pixel-high image (the box's centre for h = 1) and returns 0 outside [0, P − 1]; with P = H + 2 and
+    y1, y2 the first and last texel centres over P − 1 this is the half-pixel sampling above. Where the
+    gather path clips a coordinate to the padded frame it reads the zero padding, and crop_and_resize's
+    extrapolation value is that same 0.
+    """
+    shape = tf.shape(images)
+    batch, height, width = shape[0], shape[1], shape[2]
+    padded = tf.pad(images, [[0, 0], [1, 1], [1, 1], [0, 0]])  # [B, H+2, W+2, C]
+    y_min, x_min, y_max, x_max = tf.unstack(boxes, axis=-1)  # each [B, K]
+    if size[0] == 1:  # crop_and_resize samples a single row at the box's centre
+        y_first = y_last = (y_min + y_max) / 2 * tf.cast(height, tf.float32) + 0.5
+    else:
+        y_first, y_last = _texel_centres(y_min, y_max, height, size[0])
+    if size[1] == 1:
+        x_first = x_last = (x_min + x_max) / 2 * tf.cast(width, tf.float32) + 0.5
+    else:
+        x_first, x_last = _texel_centres(x_min, x_max, width, size[1])
+    rows, cols = tf.cast(height + 1, tf.float32), tf.cast(width + 1, tf.float32)  # P − 1 of the padded frame
+    crop_boxes = tf.reshape(tf.stack([y_first / rows, x_first / cols, y_last / rows, x_last / cols], -1), [-1, 4])
+    num_boxes = tf.shape(boxes)[1]
+    box_indices = tf.range(batch * num_boxes) // num_boxes  # [B·K]: image b for boxes b·K … b·K + K − 1
+    crops = tf.image.crop_and_resize(padded, crop_boxes, box_indices, size, extrapolation_value=0.0)
+    return tf.reshape(crops, tf.concat([[batch, num_boxes], tf.shape(crops)[1:]], 0))  # [B, K, h, w, C]
+
+
+def _gather_glimpses(images, boxes, size):
+    """`extract_glimpses` by four gathers of the zero-padded image (static shapes; compiles with XLA)."""
     shape = tf.shape(images)
     batch, height, width, channels = shape[0], shape[1], shape[2], shape[3]
     # One zero pixel on every side: taps that leave the image read zeros, and coordinates are clipped

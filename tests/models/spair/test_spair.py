@@ -191,3 +191,34 @@ def test_cells_without_lateral_context_run_at_once_as_cell_by_cell():
         for key, value in alone.items():
             # The same ops on [B, F] and [B, N, F]: matrix products may sum in another order (float32 round-off).
             np.testing.assert_allclose(together[key].numpy()[:, k], value.numpy(), rtol=1e-5, atol=1e-6, err_msg=key)
+
+
+def test_unrolled_cell_loop_equals_the_graph_loop(model):
+    """A grid known when tracing runs the unrolled cell loop (neighbour latents looked up in Python); an unknown
+    grid (a SavedModel's signature) runs the tf.while_loop over a padded latent grid. Same outputs and same
+    gradients into the noise and every weight, on a 3x4 grid whose edges exercise the learned edge latent."""
+    x = tf.constant(np.random.default_rng(5).random((2, 36, 48, 3)), tf.float32)  # a 3x4 grid
+    features = model.backbone(x)
+    noise = {key: tf.Variable(tf.random.normal([2, 12, size], seed=2)) for key, size in
+             (("where", 4), ("what", SMALL.num_what), ("depth", 1), ("pres", 1))}
+    args = (tf.constant(False), tf.constant(0.7), tf.constant(0.0))
+    encoder = model.cell_encoder
+    spec = tf.TensorSpec([None, None, None, features.shape[-1]], features.dtype)
+
+    def run(fn, feats):
+        with tf.GradientTape() as tape:
+            out = fn(feats)
+            loss = sum(tf.reduce_sum(tf.sin(value * (i + 1.0))) for i, value in enumerate(out.values()))
+        grads = tape.gradient(loss, list(noise.values()) + encoder.trainable_variables)
+        return out, [g.numpy() for g in grads]
+
+    unrolled = tf.function(lambda f: encoder(x, f, noise, *args))
+    looped = tf.function(lambda f: encoder(x, f, noise, *args), input_signature=[spec])
+    (out_a, grads_a), (out_b, grads_b) = run(unrolled, features), run(looped, features)
+    assert not any(op.type == "While" for op in unrolled.get_concrete_function(features).graph.get_operations())
+    assert any(op.type in ("While", "StatelessWhile")
+               for op in looped.get_concrete_function().graph.get_operations())
+    for key in out_a:
+        np.testing.assert_allclose(out_a[key].numpy(), out_b[key].numpy(), rtol=1e-5, atol=1e-6, err_msg=key)
+    for a, b in zip(grads_a, grads_b):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5 * max(1.0, np.abs(b).max()))

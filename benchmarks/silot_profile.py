@@ -110,8 +110,8 @@ def build(args):
     cli_args = cli.parse_args(table1.__doc__, "table1", ["--only", "silot"], rows=list(table1.ROWS))
     config, _ = cli.load(cli_args, table1.Table1Config)
     exp = config.silot
-    if args.renderer != "pairs":  # SILOT calls render_sprites with its default method, "pairs"
-        silot_module.render_sprites = functools.partial(render_sprites, method=args.renderer)
+    # render_sprites serves SILOT's renderer="original" option (the seed's softmax renderer has one method)
+    silot_module.render_sprites = functools.partial(render_sprites, method=args.renderer)
     videos = exp.data.load("val")["videos"]
     videos = np.resize(videos, (args.batch,) + videos.shape[1:])[:, :args.frames].astype(np.float32)
     tf.keras.utils.set_random_seed(0)
@@ -130,8 +130,9 @@ def main(argv=None):
     parser.add_argument("--frames", type=int, default=4)
     parser.add_argument("--steps", type=int, default=5)
     parser.add_argument("--warmup", type=int, default=3)
-    parser.add_argument("--renderer", choices=["pairs", "auto", "dense"], default="pairs",
-                        help="render_sprites' method inside SILOT (SILOT uses 'pairs', the library default)")
+    parser.add_argument("--renderer", choices=["pairs", "auto", "dense"], default="auto",
+                        help="render_sprites' method for SILOT's renderer='original' option (the library default: "
+                             "auto)")
     parser.add_argument("--jit", action="store_true", help="compile(jit_compile=True)")
     parser.add_argument("--top", type=int, default=20, help="how many of the largest ops to list")
     parser.add_argument("--logdir", default=None, help="where the profiler writes (default: a temporary folder)")

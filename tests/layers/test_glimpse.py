@@ -88,3 +88,13 @@ def test_xla_uses_the_gather_path_and_matches():
     compiled = tf.function(lambda i, b: extract_glimpses(i, b, (4, 6)), jit_compile=True)
     np.testing.assert_allclose(compiled(images, boxes).numpy(), extract_glimpses(images, boxes, (4, 6)).numpy(),
                                atol=1e-5)
+
+
+def test_non_finite_boxes_give_nan_glimpses_not_an_error():
+    """crop_and_resize refuses non-finite boxes; the glimpse of such a box is NaN (as on the gather path), the
+    others unaffected, so a diverging run reaches fit's NaN check instead of an op error."""
+    images = tf.constant(np.random.default_rng(5).random((1, 8, 8, 1)), tf.float32)
+    boxes = tf.constant([[[0.1, 0.1, 0.6, 0.6], [np.nan, 0.0, 1.0, 1.0], [0.0, -np.inf, 1.0, 1.0]]], tf.float32)
+    got = extract_glimpses(images, boxes, (3, 3)).numpy()
+    assert np.isnan(got[0, 1]).all() and np.isnan(got[0, 2]).all()
+    np.testing.assert_allclose(got[0, 0], extract_glimpses(images, boxes[:, :1], (3, 3)).numpy()[0, 0])

@@ -537,10 +537,11 @@ def _assert_same_values_and_grads(got, expected):
                                               ("rgb_many_overlaps", "original")])
 def test_jit_compile_forward_and_gradient(case, importance):
     """Under jit_compile (static pair windows; no bound: the whole image) the renderer gives the values
-    and gradients of the default (ragged) path, on boxes of every kind (outside, huge, inverted, NaN-free)."""
+    and gradients of the ragged pair path, on boxes of every kind (outside, huge, inverted, NaN-free).
+    `method="pairs"`: the default "auto" would compile the dense path here (the window is the image)."""
     inputs = [tf.constant(a) for a in random_inputs(*CASES[case])]
-    xla = tf.function(lambda *a: _value_and_grads(*a, importance=importance), jit_compile=True)
-    _assert_same_values_and_grads(xla(*inputs), _value_and_grads(*inputs, importance=importance))
+    xla = tf.function(lambda *a: _value_and_grads(*a, importance=importance, method="pairs"), jit_compile=True)
+    _assert_same_values_and_grads(xla(*inputs), _value_and_grads(*inputs, importance=importance, method="pairs"))
 
 
 def _bounded_inputs(seed, max_box_px):

@@ -17,10 +17,16 @@ def extract_glimpses(images, boxes, size):
     boxes.
 
     Two implementations of the same sampling: `tf.image.crop_and_resize` on the zero-padded image, with the
-    boxes rewritten into its align-corners convention (the default; one fused op and its fused gradients,
-    measured faster in SPAIR's and SILOT's training steps), and four gathers (`_gather_glimpses`), used when
-    traced for XLA, which has no kernel for crop_and_resize. Tests hold the two to each other and to a numpy
-    loop, values and gradients.
+    boxes rewritten into its align-corners convention (the default: one fused op and its fused gradients instead
+    of four gathers and their scatter-adds; docs/spair.md and docs/silot.md, Speed), and four gathers
+    (`_gather_glimpses`), used when traced for XLA, which has no kernel for crop_and_resize. Tests hold the
+    default to a numpy loop (values) and the two paths to each other (values and gradients). One difference:
+    where a sample point falls exactly on a pixel row or column, crop_and_resize's box gradient along that axis
+    is 0 (its two taps coincide) while the gathers give a one-sided derivative; both are valid at that kink of
+    the bilinear blend, and random boxes never land there. A non-finite box gives a NaN glimpse (crop_and_resize
+    itself refuses such boxes, so they are swapped for a finite one and the crop replaced by NaN; the gathers give
+    NaN, or zeros for some infinite boxes), so a diverging run still reaches the NaN check of `fit` rather than
+    an op error.
 
     Args:
         images: float `[B, H, W, C]`.
@@ -70,9 +76,12 @@ def _crop_and_resize_glimpses(images, boxes, size):
         x_first, x_last = _texel_centres(x_min, x_max, width, size[1])
     rows, cols = tf.cast(height + 1, tf.float32), tf.cast(width + 1, tf.float32)  # P − 1 of the padded frame
     crop_boxes = tf.reshape(tf.stack([y_first / rows, x_first / cols, y_last / rows, x_last / cols], -1), [-1, 4])
+    finite = tf.reduce_all(tf.math.is_finite(crop_boxes), axis=-1)  # [B·K]
+    crop_boxes = tf.where(finite[:, None], crop_boxes, tf.zeros_like(crop_boxes))
     num_boxes = tf.shape(boxes)[1]
     box_indices = tf.range(batch * num_boxes) // num_boxes  # [B·K]: image b for boxes b·K … b·K + K − 1
     crops = tf.image.crop_and_resize(padded, crop_boxes, box_indices, size, extrapolation_value=0.0)
+    crops = tf.where(finite[:, None, None, None], crops, tf.constant(float("nan")))
     return tf.reshape(crops, tf.concat([[batch, num_boxes], tf.shape(crops)[1:]], 0))  # [B, K, h, w, C]
 
 

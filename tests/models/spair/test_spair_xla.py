@@ -1,13 +1,16 @@
 """SPAIR under XLA (`jit_compile=True`, the GPU path; Keras' "auto" picks it on a GPU), checked on CPU:
 the same loss terms and gradients as without XLA, and model.fit trains, alone and with mixed precision."""
 import dataclasses
+import functools
 
 import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 
+from tfobj.models.spair import spair as spair_module
 from tfobj.models.spair.spair import LOSS_KEYS, SPAIR
+from tfobj.rendering.render_sprites import render_sprites
 from tiny import TINY_SPAIR
 
 TINY = TINY_SPAIR
@@ -73,8 +76,12 @@ def _model_with_gradients_everywhere(importance="seed"):
     return model
 
 
-@pytest.mark.parametrize("importance", ["seed", "original"])
-def test_xla_loss_terms_and_gradients_match(importance):
+@pytest.mark.parametrize("importance, method", [("seed", "auto"), ("original", "auto"),
+                                                pytest.param("seed", "pairs", marks=pytest.mark.slow)])
+def test_xla_loss_terms_and_gradients_match(importance, method, monkeypatch):
+    """At 48x48 the default renderer ("auto") is the dense path with and without XLA; with "pairs" XLA compiles
+    the static windows (what SPAIR runs under XLA on larger images) against the ragged pairs."""
+    monkeypatch.setattr(spair_module, "render_sprites", functools.partial(render_sprites, method=method))
     model = _model_with_gradients_everywhere(importance)
     terms, terms_xla, errors, norms = _relative_gradient_errors(model, _images())
     for key in terms:

@@ -66,14 +66,9 @@ def _crop_and_resize_glimpses(images, boxes, size):
     batch, height, width = shape[0], shape[1], shape[2]
     padded = tf.pad(images, [[0, 0], [1, 1], [1, 1], [0, 0]])  # [B, H+2, W+2, C]
     y_min, x_min, y_max, x_max = tf.unstack(boxes, axis=-1)  # each [B, K]
-    if size[0] == 1:  # crop_and_resize samples a single row at the box's centre
-        y_first = y_last = (y_min + y_max) / 2 * tf.cast(height, tf.float32) + 0.5
-    else:
-        y_first, y_last = _texel_centres(y_min, y_max, height, size[0])
-    if size[1] == 1:
-        x_first = x_last = (x_min + x_max) / 2 * tf.cast(width, tf.float32) + 0.5
-    else:
-        x_first, x_last = _texel_centres(x_min, x_max, width, size[1])
+    # For a single texel (h = 1) first = last = the box's centre, where crop_and_resize samples one row.
+    y_first, y_last = _texel_centres(y_min, y_max, height, size[0])
+    x_first, x_last = _texel_centres(x_min, x_max, width, size[1])
     rows, cols = tf.cast(height + 1, tf.float32), tf.cast(width + 1, tf.float32)  # P − 1 of the padded frame
     crop_boxes = tf.reshape(tf.stack([y_first / rows, x_first / cols, y_last / rows, x_last / cols], -1), [-1, 4])
     finite = tf.reduce_all(tf.math.is_finite(crop_boxes), axis=-1)  # [B·K]

@@ -66,6 +66,19 @@ def markdown_table(results: dict, published: dict) -> str:
     return "\n".join(lines)
 
 
+def threshold_table(results: dict, published: dict) -> str:
+    """The detection rows' AP at each IoU threshold (its mean is the table's "ap"), or "" if no row has them."""
+    rows = {name: result["ap_by_threshold"] for name, result in results.items() if "ap_by_threshold" in result}
+    if not rows:
+        return ""
+    thresholds = list(next(iter(rows.values())))
+    lines = ["AP at each IoU threshold (the mean of these is the table's ap):", "",
+             "| system | " + " | ".join(thresholds) + " |", "|---|" + "---|" * len(thresholds)]
+    for name, values in rows.items():
+        lines.append(f"| {published[name]['system']} | " + " | ".join(f"{values[t]:.3f}" for t in thresholds) + " |")
+    return "\n".join(lines) + "\n"
+
+
 def main(argv=None) -> dict:
     args = cli.parse_args(__doc__, "table1", argv, rows=list(ROWS))
     config, full = cli.load(args, Table1Config)
@@ -91,6 +104,8 @@ def main(argv=None) -> dict:
 
     header = f"# tfobj table 1 ({args.mode} mode)\n" + cli.quick_header(args.mode, config, full, only=args.only)
     table = header + "\n" + markdown_table(results, published) + "\n"
+    by_threshold = threshold_table(results, published)
+    table += "\n" + by_threshold if by_threshold else ""
     print(table)
     (args.out / "table1.md").write_text(table)
     record = cli.write_results(args, config, time.time() - start, rows=results)

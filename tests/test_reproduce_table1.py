@@ -2,6 +2,8 @@
 import json
 import math
 
+import numpy as np
+
 import pytest
 
 
@@ -28,7 +30,12 @@ def test_quick_run_writes_table_results_and_figure(table1, tmp_path, monkeypatch
     assert 0 <= row["metrics"]["ap"] <= 1 and row["threshold"] in (0.1, 1.0)
     assert record["rows"]["conncomp_detection"]["metrics"] == row["metrics"]
     assert (out / "conncomp_detection.png").stat().st_size > 1000
-    assert (out / "table1.md").read_text().count("| ConnComp (detection)") == 2
+    by_threshold = row["ap_by_threshold"]  # the table's ap is their mean
+    assert list(by_threshold) == ["0.1", "0.2", "0.3", "0.4", "0.5", "0.6", "0.7", "0.8", "0.9"]
+    assert np.mean(list(by_threshold.values())) == pytest.approx(row["metrics"]["ap"], abs=1e-12)
+    markdown = (out / "table1.md").read_text()
+    assert markdown.count("| ConnComp (detection)") == 3  # ap and count_accuracy rows, then its AP per threshold
+    assert "| system | 0.1 | 0.2 |" in markdown and f"| {by_threshold['0.9']:.3f} |" in markdown
 
 
 def test_markdown_gap_column(table1):

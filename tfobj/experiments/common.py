@@ -7,9 +7,20 @@ which training's validation uses too.
 from __future__ import annotations
 
 
+from tfobj.metrics.average_precision import average_precision_per_threshold
 from tfobj.training.evaluation import detection_scores, tracking_scores
 
-__all__ = ["best_threshold", "detection_scores", "examples", "track_examples", "tracking_scores"]
+__all__ = ["ap_by_threshold", "best_threshold", "detection_scores", "examples", "track_examples", "tracking_scores"]
+
+
+def ap_by_threshold(detections: list[dict], true_boxes, num_objects) -> dict[str, float]:
+    """The AP at each IoU threshold (0.1, 0.2, …, 0.9) whose mean is `detection_scores`' "ap", keyed by the
+    threshold as text ("0.1", …; JSON keys): where a detector's AP is lost, at low IoU (missed or extra objects)
+    or at high IoU (boxes that do not fit the objects tightly)."""
+    per_threshold = average_precision_per_threshold([d["boxes"] for d in detections],
+                                                    [d["scores"] for d in detections], true_boxes,
+                                                    num_gt=num_objects)
+    return {f"{threshold:g}": value for threshold, value in per_threshold.items()}
 
 
 def best_threshold(scores: dict[float, float]) -> float:

@@ -13,7 +13,7 @@ from typing import Literal
 import numpy as np
 
 from tfobj.data.experiment_data import ImageData, VideoData
-from tfobj.experiments.common import best_threshold, detection_scores, examples, track_examples, tracking_scores
+from tfobj.experiments.common import ap_by_threshold, best_threshold, detection_scores, examples, track_examples, tracking_scores
 from tfobj.models.baselines.conncomp import ConnComp, ConnCompTracker, detect
 
 __all__ = ["ConnCompDetectionExperiment", "ConnCompTrackingExperiment", "ThresholdSearch", "TrackerConfig",
@@ -74,7 +74,8 @@ def run_conncomp_detection(config: ConnCompDetectionExperiment) -> dict:
     """Tunes τ on training images, evaluates on test images.
 
     Returns:
-        dict with "metrics" (ap, count_accuracy, count_abs_error on test), "threshold" (chosen τ),
+        dict with "metrics" (ap, count_accuracy, count_abs_error on test), "ap_by_threshold" (the AP at each
+        IoU threshold, `tfobj.experiments.common.ap_by_threshold`), "threshold" (chosen τ),
         "setting", "tuning" ({τ: tune score}), and "examples" (test images with true and predicted boxes).
     """
     tune = config.data.load("train")
@@ -90,6 +91,7 @@ def run_conncomp_detection(config: ConnCompDetectionExperiment) -> dict:
     found = detect(ConnComp(threshold=threshold), test["images"])
     return {
         "metrics": detection_scores(found, test["boxes"], test["num_objects"]),
+        "ap_by_threshold": ap_by_threshold(found, test["boxes"], test["num_objects"]),
         "threshold": threshold,
         "setting": f"τ = {threshold:.4g}",
         "tuning": tuning,

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from tfobj.data.experiment_data import ImageData
-from tfobj.experiments.common import detection_scores, examples
+from tfobj.experiments.common import ap_by_threshold, detection_scores, examples
 from tfobj.models.spair.spair_config import SPAIR_TRAINING, SPAIRConfig
 from tfobj.training.train_config import TrainConfig
 
@@ -66,7 +66,8 @@ def run_spair(config: SPAIRExperiment, run_dir: str | Path | None = None) -> dic
     best weights, SavedModel).
 
     Returns:
-        dict with "metrics" (ap, count_accuracy, count_abs_error on test), "history" (per evaluation period),
+        dict with "metrics" (ap, count_accuracy, count_abs_error on test), "ap_by_threshold" (the AP at each
+        IoU threshold, `ap_by_threshold`), "history" (per evaluation period),
         "best_step", "setting", and "examples" for figures.
     """
     from tfobj.training.evaluation import predict_detections
@@ -76,6 +77,7 @@ def run_spair(config: SPAIRExperiment, run_dir: str | Path | None = None) -> dic
     found = predict_detections(result.model, test["images"])
     return {
         "metrics": detection_scores(found, test["boxes"], test["num_objects"]),
+        "ap_by_threshold": ap_by_threshold(found, test["boxes"], test["num_objects"]),
         "history": result.history,
         "best_step": result.best_step,
         "setting": f"{config.train.steps} steps, best val AP at step {result.best_step}",

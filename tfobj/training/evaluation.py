@@ -20,7 +20,8 @@ import tensorflow as tf
 from tfobj import metrics
 from tfobj.models.inputs import check_not_empty
 
-__all__ = ["DETECTION", "TRACKING", "DetectionModel", "Evaluation", "EvaluationCallback", "current_step",
+__all__ = ["DETECTION", "TRACKING", "DetectionModel", "Evaluation", "EvaluationCallback", "EvaluatesGroundTruth",
+           "current_step",
            "detection_metrics", "draw_boxes", "detection_scores", "predict_detections", "reconstructions_with_boxes",
            "reconstructions_with_points",
            "tracking_metrics", "tracking_scores", "videos_with_boxes"]
@@ -76,11 +77,65 @@ def predict_detections(model, images, batch_size: int = 100, sample: bool = Fals
     return [{"boxes": boxes[keep], "scores": score[keep]} for boxes, score, keep in zip(out["boxes"], scores, present)]
 
 
-class DetectionModel:
+class EvaluatesGroundTruth:
+    """Mixin for tfobj's models (listed before `keras.Model` in the bases): `predict` and `evaluate` refuse an
+    empty batch with the model's own message, and `evaluate` adds the task's scores when `x` is a dict holding
+    ground truth besides the model's input (a dataset's arrays), the scores `fit_model` logs as "val_<score>".
+
+    A model sets `input_key` ("images"; "videos" for SILOT) and `truths`, `{kind: keys}`: each a set of keys
+    that together make up one kind of ground truth it scores, and implements `task_scores(x, kind, batch_size)`.
+    Other keys in `x` are ignored; a dict that holds part of a kind's keys and no whole kind is refused, naming
+    the missing keys (it would otherwise be scored as if it held no ground truth).
+    """
+
+    input_key: str = "images"
+    truths: dict[str, frozenset[str]] = {}
+
+    def task_scores(self, x: Mapping, kind: str, batch_size: int | None) -> dict:
+        """`{score: value}` of the model on `x` against its ground truth of `kind` (a key of `truths`)."""
+        raise NotImplementedError
+
+    def _check_not_empty(self, x) -> None:
+        check_not_empty(x[self.input_key] if isinstance(x, Mapping) else x, type(self).__name__,
+                        videos=self.input_key == "videos")
+
+    def _truth_kinds(self, x) -> list[str]:
+        if not isinstance(x, Mapping):
+            return []
+        kinds = [kind for kind, keys in self.truths.items() if keys <= set(x)]
+        partial = {kind: sorted(keys - set(x)) for kind, keys in self.truths.items() if keys & set(x)}
+        if not kinds and partial:
+            kind, missing = next(iter(partial.items()))
+            raise ValueError(f"{type(self).__name__}.evaluate: x holds part of the {kind} ground truth but not "
+                             f"{missing}; expected {{'{self.input_key}', {', '.join(map(repr, sorted(self.truths[kind])))}}}"
+                             f" for the {kind} scores, or '{self.input_key}' alone for the loss terms")
+        return kinds
+
+    def predict(self, x, *args, **kwargs):
+        self._check_not_empty(x)
+        return super().predict(x, *args, **kwargs)
+
+    def evaluate(self, x=None, y=None, batch_size=None, verbose="auto", sample_weight=None, steps=None,
+                 callbacks=None, return_dict=False, **kwargs):
+        """Keras' `evaluate` (the loss terms of the model's `test_step`), plus the task's scores of each kind
+        of ground truth `x` holds (the class docstring; the model's `task_scores` says which)."""
+        kinds = self._truth_kinds(x)
+        inputs = {self.input_key: x[self.input_key]} if kinds else x
+        self._check_not_empty(inputs)
+        logs = super().evaluate(inputs, y, batch_size=batch_size, verbose=verbose, sample_weight=sample_weight,
+                                steps=steps, callbacks=callbacks, return_dict=True, **kwargs)
+        for kind in kinds:
+            logs.update(self.task_scores(x, kind, batch_size))
+        return logs if return_dict else [logs[key] for key in logs]
+
+
+class DetectionModel(EvaluatesGroundTruth):
     """Mixin for detection models (SPAIR): per-image objects in one call, and `evaluate` with the task metric.
 
     The model's outputs have "boxes" `[B, N, 4]`, "scores" `[B, N]` and "z_pres" `[B, N]` (1 = present).
     """
+
+    truths = {"detection": frozenset({"boxes", "num_objects"})}
 
     def predict_objects(self, images, batch_size: int = 32, sample: bool = False) -> list[dict]:
         """The objects the model finds in each image.
@@ -97,29 +152,14 @@ class DetectionModel:
         found = predict_detections(self, images, batch_size, sample=sample)
         return [dict(objects, num_objects=len(objects["boxes"])) for objects in found]
 
-    def evaluate(self, x=None, y=None, batch_size=None, verbose="auto", sample_weight=None, steps=None,
-                 callbacks=None, return_dict=False, **kwargs):
-        """Keras' `evaluate`, plus the task metric when `x` is a dict holding the ground truth.
-
-        With `x = {"images": ..., "boxes": [N, K, 4], "num_objects": [N]}` (a dataset's arrays, e.g.
-        `tfobj.data.scattered_mnist(...)`), the result also has "ap" (IoU 0.1…0.9), "count_accuracy" and
-        "count_abs_error" of the posterior-mode detections. The loss terms are those of the posterior mode
-        (hard z_pres, posterior means): the negative ELBO of the most likely latents, higher than the
-        training loss, which averages over sampled, relaxed latents.
-        """
-        truth = isinstance(x, Mapping) and "boxes" in x and "num_objects" in x
-        inputs = {"images": x["images"]} if truth else x
-        check_not_empty(inputs["images"] if isinstance(inputs, Mapping) else inputs)
-        logs = super().evaluate(inputs, y, batch_size=batch_size, verbose=verbose, sample_weight=sample_weight,
-                                steps=steps, callbacks=callbacks, return_dict=True, **kwargs)
-        if truth:
-            logs.update(detection_scores(predict_detections(self, x["images"], batch_size or 32), x["boxes"],
-                                         x["num_objects"]))
-        return logs if return_dict else [logs[key] for key in logs]
-
-    def predict(self, x, *args, **kwargs):
-        check_not_empty(x["images"] if isinstance(x, Mapping) else x)
-        return super().predict(x, *args, **kwargs)
+    def task_scores(self, x, kind, batch_size):
+        """With `x = {"images": ..., "boxes": [N, K, 4], "num_objects": [N]}` (a dataset's arrays, e.g.
+        `tfobj.data.scattered_mnist(...)`): "ap" (IoU 0.1…0.9), "count_accuracy" and "count_abs_error" of the
+        posterior-mode detections. `evaluate`'s loss terms are those of the posterior mode (hard z_pres, posterior
+        means): the negative ELBO of the most likely latents, higher than the training loss, which averages over
+        sampled, relaxed latents."""
+        return detection_scores(predict_detections(self, x["images"], batch_size or 32), x["boxes"],
+                                x["num_objects"])
 
 
 def detection_scores(detections: list[dict], true_boxes: np.ndarray, num_objects: np.ndarray) -> dict:

@@ -343,6 +343,8 @@ def test_evaluate_adds_tracking_scores_given_the_ground_truth():
     assert logs["mota"] == pytest.approx(1.0 - 2 * n / n) and logs["count_abs_error"] == 0.0
     plain = silot.evaluate(x, verbose=0, return_dict=True)  # no truth: the loss terms only
     assert "mota" not in plain and plain["loss"] == pytest.approx(logs["loss"], rel=1e-5)
+    with pytest.raises(ValueError, match=r"part of the tracking ground truth but not \['track_ids'\]"):
+        silot.evaluate({"videos": x, "boxes": truth["boxes"]}, verbose=0)
 
 
 # --- Bad input ---

@@ -52,6 +52,8 @@ def test_evaluate_reports_ap_and_count_accuracy_with_the_ground_truth(model):
     assert logs["ap"] == expected["ap"] and logs["count_accuracy"] == expected["count_accuracy"]
     assert "nll" in logs and "loss" in logs
     assert "ap" not in model.evaluate(x, batch_size=2, verbose=0, return_dict=True)  # no ground truth, no AP
+    with pytest.raises(ValueError, match=r"part of the detection ground truth but not \['num_objects'\]"):
+        model.evaluate({"images": x, "boxes": boxes}, batch_size=2, verbose=0)  # not scored as if no truth
 
 
 def test_empty_batches_are_refused_with_one_message(model):

@@ -30,6 +30,7 @@ from tfobj.models.lavae.lavae_math import (
 )
 from tfobj.models.lavae.location import location_log_prob, location_prior_log_prob
 from tfobj.models.noise_state import SavesNoiseState
+from tfobj.training.evaluation import EvaluatesGroundTruth
 from tfobj.training.schedules import Annealing
 from tfobj.training.strategies import loss_for_replica
 
@@ -43,7 +44,7 @@ SERVING_KEYS = ("num_objects", "locations", "appearance", "reconstruction")
 
 
 @keras.saving.register_keras_serializable(package="tfobj")
-class LAVAE(Annealing, SavesNoiseState, keras.Model):
+class LAVAE(EvaluatesGroundTruth, Annealing, SavesNoiseState, keras.Model):
     """LAVAE: a VAE whose latent is a count n, n locations drawn without replacement and n appearance vectors.
 
     Two fully convolutional networks map the image to h_app (2L channels: the mean and log-variance of q(z_app | ·)
@@ -581,31 +582,18 @@ class LAVAE(Annealing, SavesNoiseState, keras.Model):
                 found.append({"num_objects": int(n), "locations": loc[:n], "appearance": app[:n]})
         return found
 
-    def predict(self, x, *args, **kwargs):
-        check_not_empty(x["images"] if isinstance(x, dict) else x, "LAVAE")
-        return super().predict(x, *args, **kwargs)
+    truths = {"counts": frozenset({"num_objects"})}  # EvaluatesGroundTruth: what evaluate scores
 
-    def evaluate(self, x=None, y=None, batch_size=None, verbose="auto", sample_weight=None, steps=None,
-                 callbacks=None, return_dict=False, **kwargs):
-        """Keras' `evaluate`, plus the counting metrics when `x` is a dict holding the true counts.
-
-        The loss terms are those of the posterior mode (n̂, the n̂ most probable locations, the posterior means; no
-        n forced to 1 and no warm-up, so `warmup/h_loc`, `warmup/vae` and `forced_one` are 0): the negative ELBO of
-        the most likely latents, not the training loss (sampled, relaxed latents) nor Table 1's bound
-        (`tfobj.metrics.importance_weighted_nll`). With `x = {"images": ..., "num_objects": [N]}` the result also
-        has "count_accuracy" and "count_abs_error" of n̂ against the true counts; `validation_data=` given such a
-        dict logs them as "val_count_accuracy" and "val_count_abs_error".
-        """
-        truth = isinstance(x, dict) and "num_objects" in x
-        inputs = {"images": x["images"]} if truth else x
-        check_not_empty(inputs["images"] if isinstance(inputs, dict) else inputs, "LAVAE")
-        logs = super().evaluate(inputs, y, batch_size=batch_size, verbose=verbose, sample_weight=sample_weight,
-                                steps=steps, callbacks=callbacks, return_dict=True, **kwargs)
-        if truth:
-            counts = self.predict(x["images"], batch_size=batch_size or 32, verbose=0)["num_objects"]
-            logs.update(count_accuracy=metrics.count_accuracy(counts, x["num_objects"]),
-                        count_abs_error=metrics.count_abs_error(counts, x["num_objects"]))
-        return logs if return_dict else [logs[key] for key in logs]
+    def task_scores(self, x, kind, batch_size):
+        """`evaluate`'s counting scores: with `x = {"images": ..., "num_objects": [N]}`, "count_accuracy" and
+        "count_abs_error" of n̂ against the true counts (`validation_data=` given such a dict logs them as
+        "val_count_accuracy" and "val_count_abs_error"). `evaluate`'s loss terms are those of the posterior mode
+        (n̂, the n̂ most probable locations, the posterior means; no n forced to 1 and no warm-up, so
+        `warmup/h_loc`, `warmup/vae` and `forced_one` are 0): the negative ELBO of the most likely latents, not the
+        training loss (sampled, relaxed latents) nor Table 1's bound (`tfobj.metrics.importance_weighted_nll`)."""
+        counts = self.predict(x["images"], batch_size=batch_size or 32, verbose=0)["num_objects"]
+        return {"count_accuracy": metrics.count_accuracy(counts, x["num_objects"]),
+                "count_abs_error": metrics.count_abs_error(counts, x["num_objects"])}
 
     # === Serving: the signatures tfobj.export_saved_model writes ===
     def serving_endpoints(self) -> dict:

@@ -19,7 +19,7 @@ from tfobj.models.spair.count_prior import count_prior_kl
 from tfobj.models.spair.spair_layers import LOGIT_CLIP, ObjectDecoder
 from tfobj.rendering.render_sprites import render_sprites, render_sprites_softmax
 from tfobj.training.curriculum import VideoCurriculum
-from tfobj.training.evaluation import tracking_scores
+from tfobj.training.evaluation import EvaluatesGroundTruth, tracking_scores
 from tfobj.training.schedules import PresenceAnnealing
 from tfobj.training.strategies import loss_for_replica
 
@@ -56,7 +56,7 @@ _TRACKING_CALLS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 @keras.saving.register_keras_serializable(package="tfobj")
-class SILOT(VideoCurriculum, PresenceAnnealing, SavesNoiseState, keras.Model):
+class SILOT(EvaluatesGroundTruth, VideoCurriculum, PresenceAnnealing, SavesNoiseState, keras.Model):
     """SILOT: SPAIR's discovery on every frame, propagation of each object to the next frame, selection of the K
     best objects, and a softmax renderer; a VAE over videos whose latent is a set of tracked objects.
 
@@ -473,29 +473,17 @@ class SILOT(VideoCurriculum, PresenceAnnealing, SavesNoiseState, keras.Model):
         return list(self.trackers.values())
 
     # === Tracking ===
-    def predict(self, x, *args, **kwargs):
-        check_not_empty(x["videos"] if isinstance(x, dict) else x, "SILOT", videos=True)
-        return super().predict(x, *args, **kwargs)
+    input_key = "videos"
+    truths = {"tracking": frozenset({"track_ids", "boxes"})}  # EvaluatesGroundTruth: what evaluate scores
 
-    def evaluate(self, x=None, y=None, batch_size=None, verbose="auto", sample_weight=None, steps=None,
-                 callbacks=None, return_dict=False, **kwargs):
-        """Keras' `evaluate`, plus the task metric when `x` is a dict holding the ground truth.
-
-        With `x = {"videos": [N, T, H, W, 3], "track_ids": [N, T, K'], "boxes": [N, T, K', 4]}` (a video
-        dataset's arrays, e.g. `tfobj.data.scattered_mnist_videos(...)`), the result also has the CLEAR MOT scores
-        of the posterior-mode tracks ("mota", "motp", "num_switches", ... and "count_abs_error";
-        `tfobj.training.evaluation.tracking_scores`). The loss terms are those of the posterior mode (hard z_pres,
-        posterior means) on the whole videos: higher than the training loss, which averages over sampled, relaxed
-        latents on the curriculum's frames.
-        """
-        truth = isinstance(x, dict) and "track_ids" in x and "boxes" in x
-        inputs = {"videos": x["videos"]} if truth else x
-        check_not_empty(inputs["videos"] if isinstance(inputs, dict) else inputs, "SILOT", videos=True)
-        logs = super().evaluate(inputs, y, batch_size=batch_size, verbose=verbose, sample_weight=sample_weight,
-                                steps=steps, callbacks=callbacks, return_dict=True, **kwargs)
-        if truth:
-            logs.update(tracking_scores(self.predict_objects(x["videos"], batch_size=batch_size or 8), x))
-        return logs if return_dict else [logs[key] for key in logs]
+    def task_scores(self, x, kind, batch_size):
+        """`evaluate`'s tracking scores: with `x = {"videos": [N, T, H, W, 3], "track_ids": [N, T, K'], "boxes":
+        [N, T, K', 4]}` (a video dataset's arrays, e.g. `tfobj.data.scattered_mnist_videos(...)`), the CLEAR MOT
+        scores of the posterior-mode tracks ("mota", "motp", "num_switches", ... and "count_abs_error";
+        `tfobj.training.evaluation.tracking_scores`). `evaluate`'s loss terms are those of the posterior mode (hard
+        z_pres, posterior means) on the whole videos: higher than the training loss, which averages over sampled,
+        relaxed latents on the curriculum's frames."""
+        return tracking_scores(self.predict_objects(x["videos"], batch_size=batch_size or 8), x)
 
     def predict_objects(self, videos, batch_size: int = 8, sample: bool = False,
                         prior_from_frame: int | None = None) -> list[SILOTTrack]:

@@ -25,6 +25,7 @@ from tfobj.models.tusk.tusk_config import TPS_PARAMETERS, TUSKConfig
 from tfobj.models.tusk.tusk_decoders import AlphaBlendDecoder, PrototypeBank, SparseDecoder
 from tfobj.models.tusk.tusk_layers import NUM_POOLINGS, KeypointEncoder
 from tfobj.models.tusk.tusk_math import assign_prototypes, gaussian_splat, mixing_ratios, sample_prototypes
+from tfobj.training.evaluation import EvaluatesGroundTruth
 from tfobj.training.strategies import loss_for_replica
 
 __all__ = ["LOSS_KEYS", "SERVING_KEYS", "TUSK", "image_pairs"]
@@ -92,7 +93,7 @@ def image_pairs(images, seed, tps_warp, first_warp, padding: str = "constant", p
 
 
 @keras.saving.register_keras_serializable(package="tfobj")
-class TUSK(keras.Model):
+class TUSK(EvaluatesGroundTruth, keras.Model):
     """TUSK: keypoints from a score map, descriptors at them, a sparse reconstruction, and learned prototypes.
 
     The encoder (a U-Net) maps an image to a feature map F and a heatmap H; the keypoints are the K highest
@@ -416,30 +417,17 @@ class TUSK(keras.Model):
         return list(self.trackers.values())
 
     # === Prediction ===
-    def predict(self, x, *args, **kwargs):
-        check_not_empty(x["images"] if isinstance(x, dict) else x, "TUSK")
-        return super().predict(x, *args, **kwargs)
+    truths = {"keypoints": frozenset({"centres", "radii", "classes"}),  # EvaluatesGroundTruth: what evaluate
+              "masks": frozenset({"label_map"})}  # scores (MNIST-Hard; multi-object data)
 
-    def evaluate(self, x=None, y=None, batch_size=None, verbose="auto", sample_weight=None, steps=None,
-                 callbacks=None, return_dict=False, **kwargs):
-        """Keras' `evaluate` (the terms of `test_step`), refusing an empty batch as `predict` does, plus the task
-        metric when `x` is a dict holding the ground truth: MNIST-Hard's (`{"images", "centres", "radii",
-        "classes"}`, e.g. `tfobj.data.mnist_hard(...)`) adds "detection_accuracy" and "classification_accuracy",
-        multi-object data's (`{"images", "label_map"}`, alpha blending) adds the foreground "ari" — the scores
-        `fit_model` logs as `val_*` in the experiments (`tfobj.experiments.tusk`)."""
+    def task_scores(self, x, kind, batch_size):
+        """`evaluate`'s task scores, the ones `fit_model` logs as `val_*` in the experiments
+        (`tfobj.experiments.tusk`): MNIST-Hard's ground truth (`{"images", "centres", "radii", "classes"}`, e.g.
+        `tfobj.data.mnist_hard(...)`) gives "detection_accuracy" and "classification_accuracy", multi-object
+        data's (`{"images", "label_map"}`, alpha blending) the foreground "ari"."""
         from tfobj.experiments.tusk import KEYPOINT_DETECTION, OBJECT_DISCOVERY  # the experiments import the model
 
-        keypoint_truth = isinstance(x, dict) and {"centres", "radii", "classes"} <= set(x)
-        mask_truth = isinstance(x, dict) and "label_map" in x
-        inputs = {"images": x["images"]} if keypoint_truth or mask_truth else x
-        check_not_empty(inputs["images"] if isinstance(inputs, dict) else inputs, "TUSK")
-        logs = super().evaluate(inputs, y, batch_size=batch_size, verbose=verbose, sample_weight=sample_weight,
-                                steps=steps, callbacks=callbacks, return_dict=True, **kwargs)
-        if keypoint_truth:
-            logs.update(KEYPOINT_DETECTION.metrics(self, x))
-        if mask_truth:
-            logs.update(OBJECT_DISCOVERY.metrics(self, x))
-        return logs if return_dict else [logs[key] for key in logs]
+        return (KEYPOINT_DETECTION if kind == "keypoints" else OBJECT_DISCOVERY).metrics(self, x)
 
     def predict_objects(self, images, batch_size: int = 32) -> list[dict]:
         """The keypoints of each image.

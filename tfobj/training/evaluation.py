@@ -244,11 +244,14 @@ def draw_boxes(images, boxes, present, colour) -> tf.Tensor:
     # tf.image puts a box edge at row y·(H − 1): one pixel is 1 / (H − 1) in normalised units.
     size = tf.cast(tf.stack([shape[1], shape[2], shape[1], shape[2]]), tf.float32)
     pixel = tf.constant([-1.0, -1.0, 1.0, 1.0]) / tf.maximum(size - 1.0, 1.0)
-    outside = tf.constant([-1.0, -1.0, -1.0, -1.0])  # a box outside the image: tf.image draws nothing for it
-    present = tf.convert_to_tensor(present)[..., None]
-    for shifted, rgb in ((boxes + pixel, (0.0, 0.0, 0.0)), (boxes - pixel, (0.0, 0.0, 0.0)), (boxes, colour)):
-        images = tf.image.draw_bounding_boxes(images, tf.where(present, shifted, outside), [list(rgb)])
-    return images
+    drawn = []
+    for image, image_boxes, keep in zip(tf.unstack(images), tf.unstack(boxes), tf.unstack(tf.convert_to_tensor(present))):
+        image, chosen = image[None], tf.boolean_mask(image_boxes, keep)[None]  # only the present boxes: no
+        if chosen.shape[1]:  # absent box is passed to tf.image (it logs a warning per box outside the image)
+            for shifted, rgb in ((chosen + pixel, (0.0, 0.0, 0.0)), (chosen - pixel, (0.0, 0.0, 0.0)), (chosen, colour)):
+                image = tf.image.draw_bounding_boxes(image, shifted, [list(rgb)])
+        drawn.append(image[0])
+    return tf.stack(drawn)
 
 
 def reconstructions_with_boxes(model, val: Mapping, count: int = 4) -> dict:

@@ -60,6 +60,7 @@ def main():
 
     images = ImageData(num_train_images=2000).load("train")["images"]
     config = dataclasses.replace(SPAIR_TRAINING, batch_size=args.batch)
+
     def compiled(weights=None):
         model = SPAIR(seed=0)
         model(images[:1])

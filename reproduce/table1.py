@@ -105,7 +105,8 @@ def main(argv=None) -> dict:
     header = f"# tfobj table 1 ({args.mode} mode)\n" + cli.quick_header(args.mode, config, full, only=args.only)
     table = header + "\n" + markdown_table(results, published) + "\n"
     by_threshold = threshold_table(results, published)
-    table += "\n" + by_threshold if by_threshold else ""
+    if by_threshold:
+        table += "\n" + by_threshold
     print(table)
     (args.out / "table1.md").write_text(table)
     record = cli.write_results(args, config, time.time() - start, rows=results)

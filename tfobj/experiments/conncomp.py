@@ -13,7 +13,8 @@ from typing import Literal
 import numpy as np
 
 from tfobj.data.experiment_data import ImageData, VideoData
-from tfobj.experiments.common import ap_by_threshold, best_threshold, detection_scores, examples, track_examples, tracking_scores
+from tfobj.experiments.common import (ap_by_threshold, best_threshold, detection_scores, examples, track_examples,
+                                     tracking_scores)
 from tfobj.models.baselines.conncomp import ConnComp, ConnCompTracker, detect
 
 __all__ = ["ConnCompDetectionExperiment", "ConnCompTrackingExperiment", "ThresholdSearch", "TrackerConfig",

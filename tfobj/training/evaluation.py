@@ -106,9 +106,10 @@ class EvaluatesGroundTruth:
         partial = {kind: sorted(keys - set(x)) for kind, keys in self.truths.items() if keys & set(x)}
         if not kinds and partial:
             kind, missing = next(iter(partial.items()))
+            expected = ", ".join(map(repr, [self.input_key] + sorted(self.truths[kind])))
             raise ValueError(f"{type(self).__name__}.evaluate: x holds part of the {kind} ground truth but not "
-                             f"{missing}; expected {{'{self.input_key}', {', '.join(map(repr, sorted(self.truths[kind])))}}}"
-                             f" for the {kind} scores, or '{self.input_key}' alone for the loss terms")
+                             f"{missing}; expected {{{expected}}} for the {kind} scores, or '{self.input_key}' alone "
+                             "for the loss terms")
         return kinds
 
     def predict(self, x, *args, **kwargs):
@@ -244,11 +245,14 @@ def draw_boxes(images, boxes, present, colour) -> tf.Tensor:
     # tf.image puts a box edge at row y·(H − 1): one pixel is 1 / (H − 1) in normalised units.
     size = tf.cast(tf.stack([shape[1], shape[2], shape[1], shape[2]]), tf.float32)
     pixel = tf.constant([-1.0, -1.0, 1.0, 1.0]) / tf.maximum(size - 1.0, 1.0)
+    black = (0.0, 0.0, 0.0)
     drawn = []
-    for image, image_boxes, keep in zip(tf.unstack(images), tf.unstack(boxes), tf.unstack(tf.convert_to_tensor(present))):
-        image, chosen = image[None], tf.boolean_mask(image_boxes, keep)[None]  # only the present boxes: no
-        if chosen.shape[1]:  # absent box is passed to tf.image (it logs a warning per box outside the image)
-            for shifted, rgb in ((chosen + pixel, (0.0, 0.0, 0.0)), (chosen - pixel, (0.0, 0.0, 0.0)), (chosen, colour)):
+    # Image by image, only the present boxes: tf.image logs a warning for every box it is given outside the image.
+    present = tf.convert_to_tensor(present)
+    for image, image_boxes, keep in zip(tf.unstack(images), tf.unstack(boxes), tf.unstack(present)):
+        image, chosen = image[None], tf.boolean_mask(image_boxes, keep)[None]  # [1, H, W, 3], [1, n, 4]
+        if chosen.shape[1]:
+            for shifted, rgb in ((chosen + pixel, black), (chosen - pixel, black), (chosen, colour)):
                 image = tf.image.draw_bounding_boxes(image, shifted, [list(rgb)])
         drawn.append(image[0])
     return tf.stack(drawn)

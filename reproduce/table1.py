@@ -5,7 +5,7 @@
     python reproduce/table1.py --only conncomp_detection --set conncomp_detection.data.num_test_images=200
 
 Writes <out>/table1.md, <out>/results.json (resolved config, command, git commit, package versions,
-wall time, every metric) and one PNG per row of test images with true and predicted boxes.
+wall time in all and per row, every metric) and one PNG per row of test images with true and predicted boxes.
 Published numbers come from reproduce/published.toml (with their sources); see docs/reproducing.md.
 A row is one entry in ROWS (its experiment config and run function), its [quick] cuts in
 configs/table1.toml and its published numbers in reproduce/published.toml.
@@ -89,7 +89,9 @@ def main(argv=None) -> dict:
     results = {}
     for name in args.only:
         logging.info("=== %s ===", name)
+        row_start = time.time()
         result = ROWS[name][1](getattr(config, name))
+        result["wall_seconds"] = time.time() - row_start  # data, training, test and figures of this row
         examples, title = result.pop("examples"), f"{name} ({result['setting']}), test"
         if "videos" in examples:
             figures.plot_tracks(examples["videos"], examples["true_tracks"], examples["pred_tracks"],
@@ -107,6 +109,8 @@ def main(argv=None) -> dict:
     by_threshold = threshold_table(results, published)
     if by_threshold:
         table += "\n" + by_threshold
+    table += "\nWall time per row (data, training, test, figures): " + ", ".join(
+        f"{name} {result['wall_seconds'] / 60:.1f} min" for name, result in results.items()) + ".\n"
     print(table)
     (args.out / "table1.md").write_text(table)
     record = cli.write_results(args, config, time.time() - start, rows=results)

@@ -36,6 +36,8 @@ def test_quick_run_writes_table_results_and_figure(table1, tmp_path, monkeypatch
     markdown = (out / "table1.md").read_text()
     assert markdown.count("| ConnComp (detection)") == 3  # ap and count_accuracy rows, then its AP per threshold
     assert "| system | 0.1 | 0.2 |" in markdown and f"| {by_threshold['0.9']:.3f} |" in markdown
+    assert 0 < row["wall_seconds"] <= saved["wall_time_seconds"] + 0.1  # the row's time, within the run's (rounded)
+    assert f"conncomp_detection {row['wall_seconds'] / 60:.1f} min" in markdown
 
 
 def test_markdown_gap_column(table1):

@@ -148,3 +148,18 @@ def test_training_dataset_is_a_seeded_stream_of_permutations():
 def test_train_config_errors(kwargs, message):
     with pytest.raises(ValueError, match=message):
         TrainConfig(**{"steps": 4, "eval_every": 2, **kwargs})
+
+
+def test_fit_result_times_the_loop_and_its_evaluations():
+    """fit_seconds covers the whole loop, eval_seconds the evaluations in it: an evaluation that sleeps 50 ms,
+    run 4 times, puts at least 0.2 s in both (lower bounds only: sleeps last at least that long)."""
+    import time
+
+    def slow(model, val):
+        time.sleep(0.05)
+        return {"score": SCORES[current_step(model)]}
+
+    result = fit_model(Regressor, TRAIN, {}, CONFIG, evaluation=Evaluation(metrics=slow, monitor="score"))
+    assert 0.2 <= result.eval_seconds <= result.fit_seconds
+    unevaluated = fit_model(Regressor, TRAIN, train_config=CONFIG)
+    assert unevaluated.eval_seconds == 0.0 and unevaluated.fit_seconds > 0.0

@@ -9,6 +9,7 @@ so History, TensorBoard and `BestCheckpoint` see them. Detection models (SPAIR) 
 from __future__ import annotations
 
 import logging
+import time
 import weakref
 from dataclasses import dataclass
 from typing import Callable, Literal, Mapping
@@ -335,19 +336,25 @@ class EvaluationCallback(keras.callbacks.Callback):
         evaluation: the `Evaluation`.
         val: dict of validation arrays.
         log_dir: if given, writes the evaluation's images to TensorBoard there.
+
+    Attributes:
+        seconds: wall time spent in the evaluations so far (images included).
     """
 
     def __init__(self, evaluation: Evaluation, val: Mapping, log_dir=None):
         super().__init__()
         self.evaluation, self.val, self.log_dir = evaluation, val, log_dir
         self._writer = None
+        self.seconds = 0.0
 
     def on_epoch_end(self, epoch, logs=None):
+        started = time.perf_counter()
         values = {f"val_{name}": float(value) for name, value in self.evaluation.metrics(self.model, self.val).items()}
         if logs is not None:
             logs.update(values)  # Keras' TensorBoard callback writes them (validation/epoch_<name>), once
         if self.log_dir is not None and self.evaluation.images is not None:
             self._write_images()
+        self.seconds += time.perf_counter() - started
 
     def _write_images(self):
         if self._writer is None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import logging
 import tempfile
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Mapping, Sequence
@@ -43,12 +44,16 @@ class FitResult:
             steps done), the training losses (means over the period) and the "val_<metric>" values.
         best_step: the optimizer step of the kept weights (None without an evaluation).
         best_value: the monitored value at `best_step`.
+        fit_seconds: wall time of the training loop (steps, tracing, evaluations and callbacks) in this call.
+        eval_seconds: the part of `fit_seconds` spent in the evaluations.
     """
 
     model: keras.Model
     history: list[dict] = field(default_factory=list)
     best_step: int | None = None
     best_value: float | None = None
+    fit_seconds: float = 0.0
+    eval_seconds: float = 0.0
 
 
 def training_dataset(train: Mapping[str, np.ndarray], config: TrainConfig, start_step: int = 0) -> tf.data.Dataset:
@@ -140,11 +145,12 @@ def fit_model(model: keras.Model | Callable[[], keras.Model], train: Mapping[str
             log.info("resuming the interrupted run in %s at step %d", directory, start_step)
         dataset = training_dataset(train, config, start_step)
         own = []
-        best = None
+        best = evaluator = None
         if evaluation is not None:
             tensorboard = directory / "tensorboard" if run_dir is not None and chief else None
             best = BestCheckpoint(directory, f"val_{evaluation.monitor}", evaluation.mode, resume=resume)
-            own += [EvaluationCallback(evaluation, val, log_dir=tensorboard)]
+            evaluator = EvaluationCallback(evaluation, val, log_dir=tensorboard)
+            own += [evaluator]
         own += [StopOnNaN()]  # before the checkpoints: a NaN step raises before anything can save it
         own += [best] if best is not None else []
         if run_dir is not None:
@@ -153,12 +159,16 @@ def fit_model(model: keras.Model | Callable[[], keras.Model], train: Mapping[str
                                                     write_graph=config.strategy != "multi_worker")]
             own += [keras.callbacks.BackupAndRestore(str(directory / "backup"))]
         all_callbacks = own + list(callbacks)
+        started = time.perf_counter()
         if config.strategy == "multi_worker":
             _fit_multi_worker(model, dataset, strategy, config, all_callbacks)
         else:
             model.fit(dataset, steps_per_epoch=config.eval_every, epochs=config.epochs, verbose=2, shuffle=False,
                       callbacks=all_callbacks)  # shuffle=False: the stream is already a seeded permutation
-        result = FitResult(model)
+        result = FitResult(model, fit_seconds=time.perf_counter() - started,
+                           eval_seconds=evaluator.seconds if evaluator is not None else 0.0)
+        log.info("%s: trained %d steps in %.0f s, of which evaluation %.0f s", type(model).__name__,
+                 int(model.optimizer.iterations.numpy()) - start_step, result.fit_seconds, result.eval_seconds)
         if best is not None:
             model.load_weights(best.weights_path)
             result.history, result.best_step, result.best_value = best.history, best.best["step"], best.best["value"]

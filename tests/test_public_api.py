@@ -43,7 +43,7 @@ def test_every_module_that_registers_keras_objects_is_imported_by_tfobj():
 
 def test_models_and_layers_are_registered_with_keras():
     for name in ("SPAIR", "SPAIRCellEncoder", "ObjectDecoder", "MLP", "PaddedConvBackbone", "Glimpse",
-                 "RenderSprites", "ConnComp", "AdamWithGradientNoise", "AdamPerVariableSteps"):
+                 "RenderSprites", "ConnComp", "AdamWithGradientNoise"):
         assert keras.saving.get_registered_object(f"tfobj>{name}") is not None, name
 
 

@@ -1,4 +1,4 @@
-"""AdamWithGradientNoise (the original SPAIR code's gradient noise), AdamPerVariableSteps and build_optimizer."""
+"""AdamWithGradientNoise (the original SPAIR code's gradient noise) and build_optimizer."""
 import dataclasses
 
 import keras
@@ -8,8 +8,7 @@ import tensorflow as tf
 from scipy import stats
 
 from tfobj.models.spair.spair_config import SPAIR_TRAINING
-from tfobj.training.optimizers import AdamPerVariableSteps, AdamWithGradientNoise, build_optimizer
-from tfobj.training.train_config import TrainConfig
+from tfobj.training.optimizers import AdamWithGradientNoise, build_optimizer
 
 
 def _noise(optimizer, grads):
@@ -73,46 +72,3 @@ def test_build_optimizer_follows_the_train_config():
 def test_bad_arguments(kwargs):
     with pytest.raises(ValueError, match="AdamWithGradientNoise needs"):
         AdamWithGradientNoise(**kwargs)
-
-
-def _numpy_adam(grads, lr=0.1, beta_1=0.9, beta_2=0.999, epsilon=1e-7):
-    """Kingma & Ba's Adam as a plain loop (Keras' epsilon placement): the trajectory from `grads [T, D]`."""
-    x, m, v, path = np.zeros(grads.shape[1]), 0.0, 0.0, []
-    for t, g in enumerate(grads, start=1):
-        m = beta_1 * m + (1 - beta_1) * g
-        v = beta_2 * v + (1 - beta_2) * g * g
-        x = x - lr * np.sqrt(1 - beta_2 ** t) / (1 - beta_1 ** t) * m / (np.sqrt(v) + epsilon)
-        path.append(x.copy())
-    return np.array(path)
-
-
-def test_per_variable_steps_start_a_frozen_variable_as_a_fresh_adam():
-    rng = np.random.default_rng(0)
-    grads = rng.normal(size=(12, 3)).astype(np.float32)
-    frozen_for = 5  # the second variable's gradient is exactly 0 for its first 5 steps (training wheels)
-    trained, frozen = keras.Variable(np.zeros(3, np.float32)), keras.Variable(np.zeros(3, np.float32))
-    optimizer = AdamPerVariableSteps(learning_rate=0.1)
-    path = []
-    for t in range(12):
-        late = grads[t - frozen_for] if t >= frozen_for else np.zeros(3, np.float32)
-        optimizer.apply([tf.constant(grads[t]), tf.constant(late)], [trained, frozen])
-        path.append(frozen.numpy())
-    reference = _numpy_adam(grads.astype(np.float64))
-    np.testing.assert_allclose(trained.numpy(), reference[-1], rtol=1e-5, atol=1e-6)  # trained from step 1: Adam
-    np.testing.assert_array_equal(path[frozen_for - 1], 0.0)  # no step while its gradient is 0
-    # Its first step is Adam's first, ≈ lr·sign(g) (Keras' global step: lr·0.1·√(1−β2^6)/(1−β1^6)/√0.001 = 0.52 lr).
-    np.testing.assert_allclose(path[frozen_for], reference[0], rtol=1e-5)
-    np.testing.assert_allclose(np.abs(reference[0]), 0.1, rtol=1e-4)
-    np.testing.assert_allclose(frozen.numpy(), reference[12 - frozen_for - 1], rtol=1e-5, atol=1e-6)  # its 7 steps
-
-
-def test_per_variable_steps_built_from_the_train_config_and_round_trip():
-    optimizer = build_optimizer(TrainConfig(adam_bias_correction="per_variable", global_clipnorm=10.0))
-    assert isinstance(optimizer, AdamPerVariableSteps) and optimizer.global_clipnorm == 10.0
-    restored = keras.optimizers.deserialize(keras.optimizers.serialize(optimizer))
-    assert isinstance(restored, AdamPerVariableSteps)
-    assert type(build_optimizer(TrainConfig())) is keras.optimizers.Adam  # "global": Keras' own
-    with pytest.raises(ValueError, match="adam_bias_correction = 'per_variable' needs"):
-        TrainConfig(adam_bias_correction="per_variable", gradient_noise=1e-3)
-    with pytest.raises(ValueError, match="adam_bias_correction"):
-        TrainConfig(adam_bias_correction="local")

@@ -42,9 +42,6 @@ class TrainConfig:
     gradient_noise: float = 0.0  # 0 = off
     gradient_noise_decay_rate: float = 0.1
     gradient_noise_decay_steps: int = 1000
-    # "global": Keras' Adam (and the original TF1 code's): bias correction by the global step. "per_variable": each
-    # variable's own steps with a nonzero gradient (`AdamPerVariableSteps`), for heads frozen at the start.
-    adam_bias_correction: Literal["global", "per_variable"] = "global"
     seed: int = 0  # weight initialisation, the model's noise, the order of the training data
     precision: Literal["auto", "float32", "mixed"] = "auto"
     xla: Literal["auto", "on", "off"] = "auto"
@@ -69,10 +66,6 @@ class TrainConfig:
         if self.gradient_noise > 0 and self.optimizer != "adam":
             raise ValueError(f"train.gradient_noise needs train.optimizer = 'adam' (the original SPAIR code's); got "
                              f"{self.optimizer!r}")
-        if self.adam_bias_correction == "per_variable" and (self.optimizer != "adam" or self.gradient_noise > 0):
-            raise ValueError("train.adam_bias_correction = 'per_variable' needs train.optimizer = 'adam' and no "
-                             f"train.gradient_noise; got optimizer {self.optimizer!r}, gradient_noise "
-                             f"{self.gradient_noise}")
 
     @property
     def epochs(self) -> int:

@@ -13,7 +13,7 @@ import pytest
 import tensorflow as tf
 
 from tests.harness import check_config_round_trip, check_eager_matches_tf_function, check_output_contract
-from tfobj.models.tusk.tusk_layers import KeypointEncoder, UNet
+from tfobj.models.tusk.tusk_layers import KeypointEncoder, TorchInitConv2D, UNet
 
 SMALL = dict(base_width=8, groups=8, feature_channels=8)  # a quick encoder for the tests
 
@@ -86,13 +86,37 @@ def test_unet_errors():
         UNet(output_channels=0)
     with pytest.raises(ValueError, match="align_corners must be a bool"):
         UNet(align_corners="yes")
+    with pytest.raises(ValueError, match=r"initialization must be one of \('keras', 'pytorch'\)"):
+        UNet(initialization="torch")
     with pytest.raises(ValueError, match=r"UNet expects images \[B, H, W, C\]"):
         UNet(base_width=4, groups=2)(np.ones((8, 8, 1), np.float32))
 
 
 def test_unet_config_round_trip():
     check_config_round_trip(UNet, dict(base_width=8, output_channels=5, groups=4, align_corners=True,
-                                       name="decoder_unet"), images(2, 8, 16))
+                                       initialization="pytorch", name="decoder_unet"), images(2, 8, 16))
+
+
+def test_pytorch_initialization_is_uniform_within_one_over_root_fan_in():
+    """The original's initial weights (torch.nn.Conv2d's default): kernel and bias U(±1/√fan_in), fan_in =
+    C_in·kh·kw; Keras' default (Glorot kernels, zero biases) otherwise."""
+    keras.utils.set_random_seed(0)
+    unet = UNet(base_width=8, output_channels=5, groups=4, initialization="pytorch")
+    unet(images(1, 8, 16))
+    convs = [layer for block in unet.down_blocks + unet.up_blocks for layer in block
+             if isinstance(layer, keras.layers.Conv2D)] + [unet.output_conv]
+    assert len(convs) == 15 and all(type(conv) is TorchInitConv2D for conv in convs)
+    for conv in convs:
+        kernel, bias = (w.numpy() for w in conv.weights)
+        bound = 1 / math.sqrt(np.prod(kernel.shape[:3]))
+        for values in (kernel.ravel(), bias):
+            assert np.abs(values).max() <= bound
+        # a uniform on ±bound has std bound/√3: 4.5 standard errors (std of the sample std ≈ 0.45·σ/√n)
+        np.testing.assert_allclose(kernel.std(), bound / math.sqrt(3), rtol=4.5 * 0.45 / math.sqrt(kernel.size))
+        assert np.abs(bias).max() > 0.2 * bound
+    plain = UNet(base_width=8, output_channels=5, groups=4)
+    plain(images(1, 8, 16))
+    assert type(plain.output_conv) is keras.layers.Conv2D and not plain.output_conv.bias.numpy().any()
 
 
 # --- keypoint encoder -----------------------------------------------------------------------------------------
@@ -271,8 +295,9 @@ def test_encoder_errors():
 def test_encoder_config_round_trip():
     kwargs = dict(num_keypoints=3, kernel_size=7, temperature=0.5, feature_channels=8, base_width=4, groups=4,
                   descriptor_sampling="truncate", border="zeros", align_corners=True, heatmap_affine=False,
-                  name="tusk_encoder")
+                  initialization="pytorch", name="tusk_encoder")
     clone = check_config_round_trip(KeypointEncoder, kwargs, images(2, 8, 16))
     assert isinstance(clone.unet, UNet) and not clone.heatmap_norm.trainable_weights  # no affine parameters
+    assert clone.unet.initialization == "pytorch" and type(clone.head_conv_2) is TorchInitConv2D
     restored = keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(clone))
     assert type(restored) is KeypointEncoder and restored.get_config() == clone.get_config()

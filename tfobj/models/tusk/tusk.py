@@ -163,12 +163,13 @@ class TUSK(EvaluatesGroundTruth, keras.Model):
             num_keypoints=c.num_keypoints, kernel_size=c.kernel_size, temperature=c.softmax_temperature,
             feature_channels=c.feature_channels, base_width=c.base_width, groups=c.groups,
             descriptor_sampling=c.descriptor_sampling, border=c.border, align_corners=c.align_corners,
-            heatmap_affine=c.heatmap_affine, dtype=policy, name="encoder")
+            heatmap_affine=c.heatmap_affine, initialization=c.initialization, dtype=policy, name="encoder")
         self.prototype_bank = PrototypeBank(c.num_prototypes, c.feature_channels, c.assignment_temperature,
                                             dtype=policy, name="prototype_bank")
         decoder = AlphaBlendDecoder if c.alpha_blending else SparseDecoder
         self.decoder = decoder(base_width=c.base_width, groups=c.groups, align_corners=c.align_corners,
-                               image_channels=IMAGE_CHANNELS, dtype=policy, name="decoder")
+                               image_channels=IMAGE_CHANNELS, initialization=c.initialization, dtype=policy,
+                               name="decoder")
         # === The prototypes' own optimiser (Table 7's step 4; Table 10's rate; the original's betas) ===
         self.prototype_optimizer = keras.optimizers.Adam(
             learning_rate=c.prototype_learning_rate, beta_1=c.prototype_beta_1, beta_2=c.prototype_beta_2,

@@ -51,6 +51,8 @@ class TUSKConfig:
     heatmap_affine: bool = True  # learned scale and shift of the heatmap's GroupNorm(1) (original: gnorm_affine)
     splat_variance: float = 0.05  # px², the Gaussian splat's variance (original: gau_var 0.05; not in the seed)
     alpha_blending: bool = False  # decoder: Table 9's alpha-blending branch (CLEVR, Tetrominoes) or not (MNIST)
+    initialization: Literal["keras", "pytorch"] = "keras"  # conv weights: the seed is silent; original "pytorch"
+    # (torch's nn.Conv2d default, kernels and biases U(±1/√fan_in)); Keras': Glorot kernels, zero biases
     assignment_temperature: float = 20.0  # softmin(20 · dist) soft assignment (original, hard-coded; not in seed)
 
     # --- Feature-step losses (Table 10, all datasets but CelebA) ---

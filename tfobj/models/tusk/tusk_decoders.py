@@ -155,6 +155,7 @@ class SparseDecoder(keras.layers.Layer):
         groups: its GroupNorm groups (original: 32).
         align_corners: its upsampling convention (original: True; see `UNet`).
         image_channels: C of the output image (3, RGB, as the original for every dataset).
+        initialization: the U-Net's initial weights, "keras" or "pytorch" (see `UNet`).
         **kwargs: passed to `keras.layers.Layer`.
 
     Call arguments:
@@ -168,12 +169,14 @@ class SparseDecoder(keras.layers.Layer):
             multiples of 8.
     """
 
-    def __init__(self, base_width=32, groups=32, align_corners=False, image_channels=RGB_CHANNELS, **kwargs):
+    def __init__(self, base_width=32, groups=32, align_corners=False, image_channels=RGB_CHANNELS,
+                 initialization="keras", **kwargs):
         super().__init__(**kwargs)
         _check_positive_int("image_channels", image_channels)
         self.base_width, self.groups = base_width, groups
-        self.align_corners, self.image_channels = align_corners, image_channels
-        self.unet = UNet(base_width, image_channels, groups, align_corners, dtype=self.dtype_policy, name="unet")
+        self.align_corners, self.image_channels, self.initialization = align_corners, image_channels, initialization
+        self.unet = UNet(base_width, image_channels, groups, align_corners, initialization, dtype=self.dtype_policy,
+                         name="unet")
 
     def build(self, splat_shape):
         self.unet.build(splat_shape)
@@ -185,7 +188,7 @@ class SparseDecoder(keras.layers.Layer):
     def get_config(self):
         config = super().get_config()
         config.update(base_width=self.base_width, groups=self.groups, align_corners=self.align_corners,
-                      image_channels=self.image_channels)
+                      image_channels=self.image_channels, initialization=self.initialization)
         return config
 
 
@@ -202,6 +205,7 @@ class AlphaBlendDecoder(keras.layers.Layer):
         groups: its GroupNorm groups (original: 32).
         align_corners: its upsampling convention (original: True; see `UNet`).
         image_channels: C of the output image (3, RGB).
+        initialization: the U-Net's initial weights, "keras" or "pytorch" (see `UNet`).
         **kwargs: passed to `keras.layers.Layer`.
 
     Call arguments:
@@ -218,13 +222,14 @@ class AlphaBlendDecoder(keras.layers.Layer):
             multiples of 8.
     """
 
-    def __init__(self, base_width=32, groups=32, align_corners=False, image_channels=RGB_CHANNELS, **kwargs):
+    def __init__(self, base_width=32, groups=32, align_corners=False, image_channels=RGB_CHANNELS,
+                 initialization="keras", **kwargs):
         super().__init__(**kwargs)
         _check_positive_int("image_channels", image_channels)
         self.base_width, self.groups = base_width, groups
-        self.align_corners, self.image_channels = align_corners, image_channels
-        self.unet = UNet(base_width, image_channels + 1, groups, align_corners, dtype=self.dtype_policy,
-                         name="unet")
+        self.align_corners, self.image_channels, self.initialization = align_corners, image_channels, initialization
+        self.unet = UNet(base_width, image_channels + 1, groups, align_corners, initialization,
+                         dtype=self.dtype_policy, name="unet")
 
     def build(self, splat_shape):
         if len(splat_shape) != 5:
@@ -247,7 +252,7 @@ class AlphaBlendDecoder(keras.layers.Layer):
     def get_config(self):
         config = super().get_config()
         config.update(base_width=self.base_width, groups=self.groups, align_corners=self.align_corners,
-                      image_channels=self.image_channels)
+                      image_channels=self.image_channels, initialization=self.initialization)
         return config
 
 

@@ -7,11 +7,13 @@ channels (32 in TUSK; the descriptor size d). Keypoints are (row, col) in pixel-
 Architecture facts that the seed's Table 9 leaves out ("UNet(I) → H, F") are the original code's
 (ubc-vision/TUSK@04ba610 `models/unet.py`, `models/network.py`).
 
-Initialisation: Keras' defaults (Glorot-uniform kernels, zero biases, GroupNorm γ = 1, β = 0), not PyTorch's
-(uniform ±1/√fan_in for kernels and biases). GroupNorm's ε is PyTorch's 1e-5 (Keras' default is 1e-3).
+Initialisation (`initialization`): "keras", Keras' defaults (Glorot-uniform kernels, zero biases), or "pytorch",
+the original's (PyTorch's `nn.Conv2d` default: kernels and biases uniform in ±1/√fan_in, `TorchInitConv2D`);
+GroupNorm γ = 1, β = 0 in both. GroupNorm's ε is PyTorch's 1e-5 (Keras' default is 1e-3).
 """
 from __future__ import annotations
 
+import math
 import numbers
 
 import keras
@@ -24,6 +26,27 @@ from tfobj.models.tusk.tusk_math import (SAMPLING_METHODS, _check_kernel_size, s
 NUM_POOLINGS = 3  # the original U-Net: 3 max-pools, so H and W must be multiples of 2³ = 8
 GROUP_NORM_EPSILON = 1e-5  # torch.nn.GroupNorm's default, which the original uses
 BORDERS = ("exclude", "zeros")  # soft_argmax's border rules
+INITIALIZATIONS = ("keras", "pytorch")  # the convolutions' initial weights (module docstring)
+
+
+@keras.saving.register_keras_serializable(package="tfobj")
+class TorchInitConv2D(keras.layers.Conv2D):
+    """`keras.layers.Conv2D` initialised as PyTorch's `nn.Conv2d`: kernel and bias uniform in ±1/√fan_in,
+    fan_in = input channels × kernel height × kernel width (known at build). Same computation as Conv2D."""
+
+    def build(self, input_shape):
+        bound = 1.0 / math.sqrt(input_shape[-1] * math.prod(self.kernel_size))
+        self.kernel_initializer = keras.initializers.RandomUniform(-bound, bound)
+        self.bias_initializer = keras.initializers.RandomUniform(-bound, bound)
+        super().build(input_shape)
+
+
+def conv2d(filters, kernel_size, initialization="keras", **kwargs) -> keras.layers.Conv2D:
+    """A Conv2D with the `initialization`'s initial weights ("keras" or "pytorch", see the module docstring)."""
+    if initialization not in INITIALIZATIONS:
+        raise ValueError(f"initialization must be one of {INITIALIZATIONS}; got {initialization!r}")
+    layer = TorchInitConv2D if initialization == "pytorch" else keras.layers.Conv2D
+    return layer(filters, kernel_size, **kwargs)
 
 
 @keras.saving.register_keras_serializable(package="tfobj")
@@ -47,6 +70,7 @@ class UNet(keras.layers.Layer):
         output_channels: channels of the output (TUSK: 32 for the encoder's F; 3, or 4 with alpha, decoders).
         groups: GroupNorm groups in every block (original: 32, its `group_norm_channel` = w); must divide w.
         align_corners: upsampling convention, see above (original: True).
+        initialization: the convolutions' initial weights, "keras" or "pytorch" (the original's; module docstring).
         **kwargs: passed to `keras.layers.Layer` (`name`, `dtype` policy, ...).
 
     Call arguments:
@@ -66,8 +90,12 @@ class UNet(keras.layers.Layer):
         - Ronneberger et al., "U-Net", MICCAI 2015.
     """
 
-    def __init__(self, base_width=32, output_channels=32, groups=32, align_corners=False, **kwargs):
+    def __init__(self, base_width=32, output_channels=32, groups=32, align_corners=False, initialization="keras",
+                 **kwargs):
         super().__init__(**kwargs)
+        if initialization not in INITIALIZATIONS:
+            raise ValueError(f"initialization must be one of {INITIALIZATIONS}; got {initialization!r}")
+        self.initialization = initialization
         for name, value in (("base_width", base_width), ("output_channels", output_channels), ("groups", groups)):
             _check_positive_int(name, value)
         if base_width % groups:
@@ -83,14 +111,14 @@ class UNet(keras.layers.Layer):
         self.down_blocks = [self._double_conv(width, f"down_{level + 1}") for level, width in enumerate(widths)]
         self.up_blocks = [self._double_conv(widths[level], f"up_{level + 1}")
                           for level in reversed(range(NUM_POOLINGS))]  # up_3 (4w), up_2 (2w), up_1 (w)
-        self.output_conv = keras.layers.Conv2D(output_channels, 1, dtype=self.dtype_policy, name="output_conv")
+        self.output_conv = conv2d(output_channels, 1, initialization, dtype=self.dtype_policy, name="output_conv")
 
     def _double_conv(self, width, name):
         """[conv3×3, GroupNorm, ReLU] × 2, as a list of the four weighted layers (stable names)."""
         layers = []
         for index in (1, 2):
-            layers.append(keras.layers.Conv2D(width, 3, padding="same", dtype=self.dtype_policy,
-                                              name=f"{name}_conv_{index}"))
+            layers.append(conv2d(width, 3, self.initialization, padding="same", dtype=self.dtype_policy,
+                                 name=f"{name}_conv_{index}"))
             layers.append(keras.layers.GroupNormalization(groups=self.groups, epsilon=GROUP_NORM_EPSILON,
                                                           dtype=self.dtype_policy, name=f"{name}_norm_{index}"))
         return layers
@@ -145,7 +173,7 @@ class UNet(keras.layers.Layer):
     def get_config(self):
         config = super().get_config()
         config.update(base_width=self.base_width, output_channels=self.output_channels, groups=self.groups,
-                      align_corners=self.align_corners)
+                      align_corners=self.align_corners, initialization=self.initialization)
         return config
 
 
@@ -179,6 +207,7 @@ class KeypointEncoder(keras.layers.Layer):
         border: soft-argmax windows at the image border, `"exclude"` (seed eq. 5) or `"zeros"` (original).
         align_corners: the U-Net's upsampling convention (original: True; see `UNet`).
         heatmap_affine: learned scale and shift in the heatmap's GroupNorm(1) (original config: True).
+        initialization: the convolutions' initial weights, "keras" or "pytorch" (the original's; module docstring).
         **kwargs: passed to `keras.layers.Layer`.
 
     Call arguments:
@@ -206,7 +235,7 @@ class KeypointEncoder(keras.layers.Layer):
 
     def __init__(self, num_keypoints=9, kernel_size=13, temperature=0.2, feature_channels=32, base_width=32,
                  groups=32, descriptor_sampling="bilinear", border="exclude", align_corners=False,
-                 heatmap_affine=True, **kwargs):
+                 heatmap_affine=True, initialization="keras", **kwargs):
         super().__init__(**kwargs)
         _check_positive_int("num_keypoints", num_keypoints)
         _check_positive_int("feature_channels", feature_channels)
@@ -224,12 +253,14 @@ class KeypointEncoder(keras.layers.Layer):
         self.feature_channels, self.base_width, self.groups = feature_channels, base_width, groups
         self.descriptor_sampling, self.border = descriptor_sampling, border
         self.align_corners, self.heatmap_affine = align_corners, heatmap_affine
-        self.unet = UNet(base_width, feature_channels, groups, align_corners, dtype=self.dtype_policy, name="unet")
-        self.head_conv_1 = keras.layers.Conv2D(feature_channels, 3, padding="same", dtype=self.dtype_policy,
-                                               name="head_conv_1")
+        self.initialization = initialization
+        self.unet = UNet(base_width, feature_channels, groups, align_corners, initialization,
+                         dtype=self.dtype_policy, name="unet")
+        self.head_conv_1 = conv2d(feature_channels, 3, initialization, padding="same", dtype=self.dtype_policy,
+                                  name="head_conv_1")
         self.head_norm_1 = keras.layers.GroupNormalization(groups=feature_channels, epsilon=GROUP_NORM_EPSILON,
                                                            dtype=self.dtype_policy, name="head_norm_1")
-        self.head_conv_2 = keras.layers.Conv2D(1, 3, padding="same", dtype=self.dtype_policy, name="head_conv_2")
+        self.head_conv_2 = conv2d(1, 3, initialization, padding="same", dtype=self.dtype_policy, name="head_conv_2")
         self.heatmap_norm = keras.layers.GroupNormalization(groups=1, epsilon=GROUP_NORM_EPSILON,
                                                             center=heatmap_affine, scale=heatmap_affine,
                                                             dtype=self.dtype_policy, name="heatmap_norm")
@@ -266,7 +297,8 @@ class KeypointEncoder(keras.layers.Layer):
         config.update(num_keypoints=self.num_keypoints, kernel_size=self.kernel_size, temperature=self.temperature,
                       feature_channels=self.feature_channels, base_width=self.base_width, groups=self.groups,
                       descriptor_sampling=self.descriptor_sampling, border=self.border,
-                      align_corners=self.align_corners, heatmap_affine=self.heatmap_affine)
+                      align_corners=self.align_corners, heatmap_affine=self.heatmap_affine,
+                      initialization=self.initialization)
         return config
 
 

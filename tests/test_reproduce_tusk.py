@@ -73,6 +73,15 @@ def test_table1_rows_are_table_10_in_full_mode_and_cut_in_quick_mode(load_script
     assert full.tusk_mnist_hard.train.batch_size == 40 and full.tusk_mnist_hard.model.num_keypoints == 9
     quick = load_config(table1.Table1Config, table1.cli.ROOT / "configs" / "table1.toml", mode="quick")
     assert quick.tusk_tetrominoes.data.input_size == 40 and quick.tusk_tetrominoes.model.num_prototypes == 114
+    # Full mode keeps the seed's choices; quick Tetrominoes takes the original code's two options (docs/tusk.md).
+    assert (full.tusk_tetrominoes.model.equivariance_heatmap_map, full.tusk_tetrominoes.model.descriptor_sampling) \
+        == ("heatmap", "bilinear")
+    assert (quick.tusk_tetrominoes.model.equivariance_heatmap_map, quick.tusk_tetrominoes.model.descriptor_sampling) \
+        == ("scoremap", "truncate")
+    discovery_quick = load_config(load_script("tusk_object_discovery").ObjectDiscoveryConfig,
+                                  table1.cli.ROOT / "configs" / "tusk_object_discovery.toml", mode="quick")
+    assert discovery_quick.tetrominoes.model == quick.tusk_tetrominoes.model  # the two quick runs agree
+    assert discovery_quick.tetrominoes.train == quick.tusk_tetrominoes.train
     assert quick.tusk_mnist_hard.train.steps == 120 and quick.tusk_mnist_hard.model == full.tusk_mnist_hard.model
     published = table1.cli.published("table1")
     assert set(published["tusk_mnist_hard"]["metrics"]) == {"detection_accuracy", "classification_accuracy"}

@@ -93,9 +93,7 @@ class UNet(keras.layers.Layer):
     def __init__(self, base_width=32, output_channels=32, groups=32, align_corners=False, initialization="keras",
                  **kwargs):
         super().__init__(**kwargs)
-        if initialization not in INITIALIZATIONS:
-            raise ValueError(f"initialization must be one of {INITIALIZATIONS}; got {initialization!r}")
-        self.initialization = initialization
+        self.initialization = initialization  # checked by `conv2d` when the blocks are made
         for name, value in (("base_width", base_width), ("output_channels", output_channels), ("groups", groups)):
             _check_positive_int(name, value)
         if base_width % groups:

@@ -102,6 +102,7 @@ def main(argv=None) -> dict:
         else:
             figures.plot_detections(examples["images"], examples["true_boxes"], examples["pred_boxes"],
                                     args.out / f"{name}.png", title=title)
+            figures.plot_tusk_figures(examples, args.out, name, title)  # TUSK's keypoints and prototypes
         results[name] = result
 
     header = f"# tfobj table 1 ({args.mode} mode)\n" + cli.quick_header(args.mode, config, full, only=args.only)

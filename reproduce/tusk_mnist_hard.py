@@ -35,6 +35,7 @@ def main(argv=None) -> dict:
     examples = result.pop("examples")
     figures.plot_detections(examples["images"], examples["true_boxes"], examples["pred_boxes"],
                             args.out / "tusk_mnist_hard.png", title=f"TUSK MNIST-Hard ({result['setting']}), test")
+    figures.plot_tusk_figures(examples, args.out, "tusk_mnist_hard", f"TUSK MNIST-Hard ({result['setting']}), test")
     lines = ["| metric | ours | published | gap | source |", "|---|---|---|---|---|"]
     for metric, ours in result["metrics"].items():
         value = published["metrics"][metric]

@@ -67,6 +67,7 @@ def main(argv=None) -> dict:
         examples = result.pop("examples")
         figures.plot_detections(examples["images"], examples["true_boxes"], examples["pred_boxes"],
                                 args.out / f"{name}.png", title=f"TUSK {name} ({result['setting']}), test keypoints")
+        figures.plot_tusk_figures(examples, args.out, name, f"TUSK {name} ({result['setting']}), test")
         results[name] = result
     header = f"# TUSK object discovery ({args.mode} mode)\n" + cli.quick_header(args.mode, config, full, only=args.only)
     notes = "".join(f"\nSkipped {name}: {why}\n" for name, why in skipped.items())

@@ -176,3 +176,72 @@ def test_identity_colours_have_no_near_twins():
     gaps = np.abs(colours[:, None] - colours[None]).max(axis=-1)
     np.fill_diagonal(gaps, 1.0)
     assert gaps.min() >= 0.14, np.unravel_index(gaps.argmin(), gaps.shape)
+
+
+def tusk_outputs(masks=True):
+    """2 images of 16×16, K = 3 keypoints (image 2's last slot holds no local maximum), prototype ids 5, 0, 7."""
+    rng = np.random.default_rng(4)
+    outputs = {"keypoints": np.array([[[2.0, 3.0], [8.0, 9.0], [12.0, 4.0]]] * 2, np.float32),
+               "prototype_ids": np.array([[5, 0, 7]] * 2, np.int32),
+               "valid": np.array([[True, True, True], [True, True, False]]),
+               "reconstruction": rng.random((2, 16, 16, 3)).astype(np.float32)}
+    if masks:
+        logits = rng.normal(size=(2, 3, 16, 16))
+        outputs["masks"] = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+    return rng.random((2, 16, 16, 3)).astype(np.float32), outputs
+
+
+def test_tusk_keypoint_figure_labels_prototypes_and_blends_the_masks(tmp_path, monkeypatch):
+    kept = []
+    save = figures._save
+    monkeypatch.setattr(figures, "_save", lambda fig, path: (kept.append(fig), save(fig, path))[1])
+    images, outputs = tusk_outputs()
+    path = figures.plot_tusk_keypoints(images, outputs, tmp_path / "sub" / "k.png", title="t")
+    assert path.stat().st_size > 1000
+    axes = np.array(kept[-1].axes).reshape(3, 2)
+    colours = [figures._identity_colour(k + 1) for k in range(3)]
+    for image, ax in enumerate(axes[0]):
+        assert [(line.get_xdata()[0], line.get_ydata()[0]) for line in ax.lines] == [(3, 2), (9, 8), (4, 12)]
+        assert [text.get_text() for text in ax.texts] == ["5", "0", "7"]
+        assert [tuple(text.get_color()[:3]) for text in ax.texts] == colours
+    assert [line.get_marker() for line in axes[0, 1].lines] == ["X", "X", "o"]  # slot 3 of image 2: a ring
+    np.testing.assert_allclose(axes[1, 0].images[0].get_array(), outputs["reconstruction"][0])
+    blended = np.einsum("khw,kc->hwc", outputs["masks"][1], np.array(colours))
+    np.testing.assert_allclose(axes[2, 1].images[0].get_array(), blended, rtol=1e-6)
+    # Without masks (the plain decoder, MNIST): two rows.
+    images, outputs = tusk_outputs(masks=False)
+    figures.plot_tusk_keypoints(images, outputs, tmp_path / "plain.png", max_images=1)
+    assert len(kept[-1].axes) == 2
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda i, o: (i, {k: v for k, v in o.items() if k != "valid"}), r"outputs lacks \['valid'\]"),
+    (lambda i, o: (i[0], o), r"images must be \[N, H, W, 3\] \(rank 4\)"),
+    (lambda i, o: (i[:1], o), r"outputs\['keypoints'\] must have rank 3 and one entry per image \(1\)"),
+    (lambda i, o: (i, dict(o, masks=o["masks"][:, :2])), "prototype_ids, valid \\(and masks\\) have the same K"),
+    (lambda i, o: (i, [o]), "outputs must be the dict"),
+])
+def test_tusk_keypoint_figure_refuses_bad_inputs(tmp_path, change, message):
+    images, outputs = change(*tusk_outputs())
+    with pytest.raises(ValueError, match=message):
+        figures.plot_tusk_keypoints(images, outputs, tmp_path / "bad.png")
+    assert not (tmp_path / "bad.png").exists()
+
+
+def test_prototype_figure_shows_the_used_prototypes_with_their_counts(tmp_path, monkeypatch):
+    kept = []
+    save = figures._save
+    monkeypatch.setattr(figures, "_save", lambda fig, path: (kept.append(fig), save(fig, path))[1])
+    bank = np.random.default_rng(5).random((4, 8, 8, 3)).astype(np.float32)
+    figures.plot_prototypes(bank, tmp_path / "p.png", counts=np.array([0, 3, 0, 1]), title="t")
+    shown = [ax for ax in kept[-1].axes if ax.images]
+    assert [ax.get_title() for ax in shown] == ["1 (3)", "3 (1)"]
+    np.testing.assert_allclose(shown[1].images[0].get_array(), bank[3])
+    assert "2 unused, not shown" in kept[-1]._suptitle.get_text()
+    figures.plot_prototypes(bank, tmp_path / "all.png")
+    assert [ax.get_title() for ax in kept[-1].axes if ax.images] == ["0", "1", "2", "3"]
+    with pytest.raises(ValueError, match=r"counts must be \[M\] = \[4\]"):
+        figures.plot_prototypes(bank, tmp_path / "bad.png", counts=np.ones(3))
+    with pytest.raises(ValueError, match=r"prototype_images must be \[M, H, W, 3\]"):
+        figures.plot_prototypes(bank[0], tmp_path / "bad.png")
+    assert not (tmp_path / "bad.png").exists()

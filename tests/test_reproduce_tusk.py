@@ -48,6 +48,8 @@ def test_object_discovery_tetrominoes_end_to_end(load_script, tmp_path, capsys):
     assert -1 <= saved["rows"]["tetrominoes"]["metrics"]["ari"] <= 1
     assert record["rows"]["tetrominoes"]["metrics"] == saved["rows"]["tetrominoes"]["metrics"]
     assert (out / "tetrominoes.png").stat().st_size > 1000
+    for figure in ("tetrominoes_keypoints.png", "tetrominoes_prototypes.png"):  # keypoints and masks; the bank
+        assert (out / figure).stat().st_size > 1000
 
 
 @pytest.mark.slow
@@ -61,6 +63,8 @@ def test_mnist_hard_end_to_end(load_script, tmp_path, capsys):
     saved = json.loads((out / "results.json").read_text())
     assert 0 <= saved["metrics"]["detection_accuracy"] <= 1 and saved["best_step"] == 1
     assert record["metrics"] == saved["metrics"] and (out / "tusk_mnist_hard.png").stat().st_size > 1000
+    assert (out / "tusk_mnist_hard_keypoints.png").stat().st_size > 1000
+    assert (out / "tusk_mnist_hard_prototypes.png").stat().st_size > 1000
 
 
 def test_table1_rows_are_table_10_in_full_mode_and_cut_in_quick_mode(load_script):

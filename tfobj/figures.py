@@ -337,6 +337,147 @@ def plot_silot_objects(videos: np.ndarray, outputs: dict, path: str | Path, true
     return _save(fig, path)
 
 
+TUSK_FIGURE_KEYS = {"keypoints": 3, "prototype_ids": 2, "valid": 2, "reconstruction": 4}
+
+
+def plot_tusk_keypoints(images: np.ndarray, outputs: dict, path: str | Path, title: str = "",
+                        max_images: int = 8) -> Path:
+    """Saves TUSK's keypoint figure: per image (a column), the input with its K keypoints, each labelled with its
+    prototype id; the reconstruction; and, for the alpha-blending decoder, the K alpha masks in one picture
+    (Σ_k α_k · colour_k, keypoint k's colour as on the input). A keypoint slot that holds no local maximum
+    (`valid` False) is drawn as a ring.
+
+    Args:
+        images: float `[N, H, W, 3]` in [0, 1].
+        outputs: `TUSK(images, training=False)` (numpy arrays or tensors), at least "keypoints" `[N, K, 2]`
+            (row, col pixel indices), "prototype_ids" `[N, K]`, "valid" `[N, K]`, "reconstruction"
+            `[N, H, W, 3]`; "masks" `[N, K, H, W]` adds the masks row.
+        path: output PNG file.
+        title: figure title.
+        max_images: images shown (the first ones).
+
+    Returns:
+        The path written.
+    """
+    images = np.asarray(images)
+    if images.ndim != 4:
+        raise ValueError(f"plot_tusk_keypoints: images must be [N, H, W, 3] (rank 4); got shape {images.shape}")
+    if not hasattr(outputs, "keys"):
+        raise ValueError(f"plot_tusk_keypoints: outputs must be the dict TUSK(images, training=False) returns; got "
+                         f"{type(outputs).__name__}")
+    missing = [key for key in TUSK_FIGURE_KEYS if key not in outputs]
+    if missing:
+        raise ValueError(f"plot_tusk_keypoints: outputs lacks {missing}; expected the dict of TUSK(images, "
+                         f"training=False) with keys {list(TUSK_FIGURE_KEYS)} (and \"masks\" for alpha blending)")
+    expected = dict(TUSK_FIGURE_KEYS, masks=4)
+    out = {key: np.asarray(outputs[key]) for key in expected if key in outputs}
+    for key, value in out.items():
+        if value.ndim != expected[key] or len(value) != len(images):
+            raise ValueError(f"plot_tusk_keypoints: outputs[{key!r}] must have rank {expected[key]} and one entry per "
+                             f"image ({len(images)}); got shape {value.shape}")
+    slots = out["keypoints"].shape[1]
+    if any(out[key].shape[1] != slots for key in ("prototype_ids", "valid")) or out["keypoints"].shape[2] != 2 \
+            or ("masks" in out and out["masks"].shape[1] != slots):
+        raise ValueError(f"plot_tusk_keypoints: outputs['keypoints'] must be [N, K, 2] and prototype_ids, valid "
+                         f"(and masks) have the same K; got shapes { {key: value.shape for key, value in out.items()} }")
+    if max_images < 1:
+        raise ValueError(f"plot_tusk_keypoints: max_images must be at least 1; got {max_images}")
+    from matplotlib import patheffects
+
+    plt = _pyplot()
+    count = min(max_images, len(images))
+    colours = np.array([_identity_colour(k + 1) for k in range(slots)])  # [K, 3]
+    rows = 3 if "masks" in out else 2
+    fig, axes = plt.subplots(rows, count, figsize=(1.6 * count + 0.9, 1.7 * rows + 0.9), squeeze=False,
+                             layout="constrained")
+    halo = [patheffects.withStroke(linewidth=2.2, foreground="black")]
+    for i in range(count):
+        ax = axes[0, i]
+        ax.imshow(np.clip(images[i], 0, 1), interpolation="nearest")
+        for k in range(slots):
+            row, col = out["keypoints"][i, k]
+            valid = bool(out["valid"][i, k])
+            (mark,) = ax.plot([col], [row], linestyle="none", marker="X" if valid else "o", markersize=7,
+                              markerfacecolor=colours[k] if valid else "none", markeredgecolor=colours[k],
+                              markeredgewidth=1.2)
+            mark.set_path_effects(halo)
+            text = ax.annotate(str(int(out["prototype_ids"][i, k])), (col, row), xytext=(4, 3),
+                               textcoords="offset points", color=colours[k], fontsize=7, fontweight="bold")
+            text.set_path_effects(halo)
+        axes[1, i].imshow(np.clip(out["reconstruction"][i], 0, 1), interpolation="nearest")
+        if "masks" in out:
+            blended = np.einsum("khw,kc->hwc", out["masks"][i], colours)
+            axes[2, i].imshow(np.clip(blended, 0, 1), interpolation="nearest")
+        for ax in axes[:, i]:
+            ax.set_xticks([]), ax.set_yticks([])
+    axes[0, 0].set_ylabel("keypoints", fontsize=8)
+    axes[1, 0].set_ylabel("reconstruction", fontsize=8)
+    legend = ["number = prototype id", "ring: no local maximum in that slot"]
+    if "masks" in out:
+        axes[2, 0].set_ylabel("alpha masks", fontsize=8)
+        legend.append("masks: Σ_k α_k · keypoint k's colour")
+    legend = textwrap.fill("; ".join(legend), width=int(fig.get_figwidth() * 13))
+    fig.suptitle(f"{title}\n{legend}" if title else legend, fontsize=9)
+    return _save(fig, path)
+
+
+def plot_prototypes(prototype_images: np.ndarray, path: str | Path, counts: np.ndarray | None = None,
+                    title: str = "") -> Path:
+    """Saves TUSK's prototype bank, decoded (`TUSK.decode_prototypes`): one tile per prototype, labelled with its
+    id and, given `counts`, with the number of keypoints assigned to it; given `counts`, the prototypes no keypoint
+    chose are left out (the title says how many).
+
+    Args:
+        prototype_images: float `[M, H, W, 3]` in [0, 1], row m = prototype id m.
+        path: output PNG file.
+        counts: optional int `[M]`, keypoints per prototype (e.g. over the test images).
+        title: figure title.
+
+    Returns:
+        The path written.
+    """
+    prototype_images = np.asarray(prototype_images)
+    if prototype_images.ndim != 4 or prototype_images.shape[0] < 1:
+        raise ValueError(f"plot_prototypes: prototype_images must be [M, H, W, 3] with M >= 1; got shape "
+                         f"{prototype_images.shape}")
+    total = len(prototype_images)
+    ids = np.arange(total)
+    if counts is not None:
+        counts = np.asarray(counts)
+        if counts.shape != (total,):
+            raise ValueError(f"plot_prototypes: counts must be [M] = [{total}], one per prototype; got shape "
+                             f"{counts.shape}")
+        ids = ids[counts > 0] if np.any(counts > 0) else ids
+    plt = _pyplot()
+    columns = max(1, min(12, int(np.ceil(np.sqrt(1.5 * len(ids))))))
+    rows = -(-len(ids) // columns)
+    fig, axes = plt.subplots(rows, columns, figsize=(1.0 * columns + 0.4, 1.15 * rows + 0.9), squeeze=False,
+                             layout="constrained")
+    for ax in axes.flat:
+        ax.set_axis_off()
+    for ax, m in zip(axes.flat, ids):
+        ax.imshow(np.clip(prototype_images[m], 0, 1), interpolation="nearest")
+        ax.set_title(str(m) if counts is None else f"{m} ({int(counts[m])})", fontsize=7)
+    note = f"{total} prototypes, each decoded alone at the centre"
+    if counts is not None:
+        note += f"; (n) = keypoints assigned; {total - len(ids)} unused, not shown"
+    fig.suptitle(f"{title}\n{note}" if title else note, fontsize=9)
+    return _save(fig, path)
+
+
+def plot_tusk_figures(examples: dict, directory: str | Path, name: str, title: str = "") -> list[Path]:
+    """TUSK's two figures from a run's examples (`tfobj.experiments.tusk`: `examples["tusk"]` =
+    `figure_examples(...)`): `<directory>/<name>_keypoints.png` (`plot_tusk_keypoints`) and
+    `<directory>/<name>_prototypes.png` (`plot_prototypes`). Returns the paths written (none without "tusk")."""
+    if "tusk" not in examples:
+        return []
+    tusk = examples["tusk"]
+    directory = Path(directory)
+    return [plot_tusk_keypoints(examples["images"], tusk["outputs"], directory / f"{name}_keypoints.png", title),
+            plot_prototypes(tusk["prototype_images"], directory / f"{name}_prototypes.png",
+                            tusk["prototype_counts"], title)]
+
+
 def plot_curves(x, series: dict, path: str | Path, xlabel: str, ylabel: str, title: str = "",
                 limits: tuple[float, float] | None = None, spread_label: str = "") -> Path:
     """Saves a line plot of several series with error bars.

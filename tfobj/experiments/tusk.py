@@ -147,6 +147,19 @@ def predict_keypoints(model, images, batch_size: int = 32, keys=("keypoints", "p
     return {key: np.asarray(out[key]) for key in keys}
 
 
+def figure_examples(model, images: np.ndarray, prototype_ids: np.ndarray) -> dict:
+    """What `tfobj.figures.plot_tusk_figures` draws: the model's outputs on `images` `[N, H, W, 3]` (keypoints,
+    prototype ids, valid, reconstruction, and the alpha masks where the decoder has them), the decoded prototype
+    bank (`TUSK.decode_prototypes` at the images' size) and the keypoints per prototype among `prototype_ids`
+    (int, any shape; e.g. the test set's)."""
+    out = model.predict(images, verbose=0)
+    keys = ("keypoints", "prototype_ids", "valid", "reconstruction") + (("masks",) if "masks" in out else ())
+    num_prototypes = model.config.num_prototypes
+    return {"outputs": {key: np.asarray(out[key]) for key in keys},
+            "prototype_images": np.asarray(model.decode_prototypes(*images.shape[1:3])),
+            "prototype_counts": np.bincount(np.asarray(prototype_ids).ravel(), minlength=num_prototypes)}
+
+
 def keypoint_scores(keypoints, prototype_ids, data: dict, num_prototypes: int) -> dict:
     """MNIST-Hard's `detection_accuracy` and `classification_accuracy` (cls_acc: majority mapping, over the
     correct detections) of keypoints `[N, K, 2]` (row, col pixel indices; +0.5 for pixel centres, as
@@ -223,7 +236,8 @@ def run_tusk_mnist_hard(config: TUSKMNISTHardExperiment, run_dir: str | Path | N
 
     Returns:
         dict with "metrics" (detection_accuracy, classification_accuracy on test), "history", "best_step",
-        "setting", and "examples" (test images, true 2·radius boxes, 20×20 boxes at the keypoints).
+        "setting", and "examples" (test images, true 2·radius boxes, 20×20 boxes at the keypoints; "tusk":
+        `figure_examples` for the keypoint and prototype figures).
     """
     train, val, test = (config.data.load(split) for split in ("train", "val", "test"))
     result = fit_tusk(config.model, config.train, train["images"], val, KEYPOINT_DETECTION, run_dir=run_dir)
@@ -238,7 +252,8 @@ def run_tusk_mnist_hard(config: TUSKMNISTHardExperiment, run_dir: str | Path | N
         "best_step": result.best_step,
         "setting": f"{config.train.steps} steps, best val detection accuracy at step {result.best_step}",
         "examples": {"images": test["images"][:count], "true_boxes": list(true_boxes[:count]),
-                     "pred_boxes": list(keypoint_boxes(out["keypoints"][:count], size))},
+                     "pred_boxes": list(keypoint_boxes(out["keypoints"][:count], size)),
+                     "tusk": figure_examples(result.model, test["images"][:count], out["prototype_ids"])},
     }
 
 
@@ -247,11 +262,11 @@ def run_tusk_tetrominoes(config: TUSKTetrominoesExperiment, run_dir: str | Path 
 
     Returns:
         dict with "metrics" (ari: foreground ARI on test), "history", "best_step", "setting", and "examples"
-        (test images; boxes of 1/8 of the image side at the keypoints, no true boxes).
+        (test images; boxes of 1/8 of the image side at the keypoints, no true boxes; "tusk": `figure_examples`).
     """
     train, val, test = (config.data.load(split) for split in ("train", "val", "test"))
     result = fit_tusk(config.model, config.train, train["images"], val, OBJECT_DISCOVERY, run_dir=run_dir)
-    out = predict_keypoints(result.model, test["images"], keys=("keypoints", "masks"))
+    out = predict_keypoints(result.model, test["images"], keys=("keypoints", "masks", "prototype_ids"))
     size = config.data.input_size
     count = min(8, len(test["images"]))
     return {
@@ -260,7 +275,8 @@ def run_tusk_tetrominoes(config: TUSKTetrominoesExperiment, run_dir: str | Path 
         "best_step": result.best_step,
         "setting": f"{config.train.steps} steps, best val ARI at step {result.best_step}",
         "examples": {"images": test["images"][:count], "true_boxes": None,
-                     "pred_boxes": list(keypoint_boxes(out["keypoints"][:count], (size, size), size / 8))},
+                     "pred_boxes": list(keypoint_boxes(out["keypoints"][:count], (size, size), size / 8)),
+                     "tusk": figure_examples(result.model, test["images"][:count], out["prototype_ids"])},
     }
 
 
@@ -397,18 +413,22 @@ def run_tusk_clevr(config: TUSKCLEVRExperiment, run_dir: str | Path | None = Non
     splits = config.data.load()
     result = fit_tusk(config.model, config.train, splits["train"]["images"], splits["val"], OBJECT_DISCOVERY,
                       run_dir=run_dir)
-    metrics = {}
+    metrics, predicted_ids = {}, {}
     for name, split in (("clevr6", splits["test"]), ("clevr10", splits["test_clevr10"])):
         out = predict_keypoints(result.model, split["images"], keys=("keypoints", "masks", "prototype_ids"))
+        predicted_ids[name] = out["prototype_ids"]
         metrics[f"{name}_ari"] = object_discovery_scores(out["masks"], split["label_map"])["ari"]
         found = attribute_accuracies(out["masks"], out["prototype_ids"], split["label_map"],
                                      {key: split[key] for key in CLEVR_ATTRIBUTES})
         metrics.update({f"{name}_{key}": value for key, value in found.items() if key != "matched"})
     size, count = config.data.input_size, min(8, len(splits["test"]["images"]))
-    out = predict_keypoints(result.model, splits["test"]["images"][:count])
+    images = splits["test"]["images"][:count]
+    out = predict_keypoints(result.model, images)
+    tusk_figures = figure_examples(result.model, images, predicted_ids["clevr6"])
     return {
         "metrics": metrics, "history": result.history, "best_step": result.best_step,
         "setting": f"{config.train.steps} steps, best val ARI at step {result.best_step}",
-        "examples": {"images": splits["test"]["images"][:count], "true_boxes": None,
-                     "pred_boxes": list(keypoint_boxes(out["keypoints"], (size, size), size / 8))},
+        "examples": {"images": images, "true_boxes": None,
+                     "pred_boxes": list(keypoint_boxes(out["keypoints"], (size, size), size / 8)),
+                     "tusk": tusk_figures},
     }

@@ -441,6 +441,37 @@ def test_predict_objects_gives_every_slot_per_image(stepped):
         assert objects["keypoints"].shape == (TINY.num_keypoints, 2) and objects["prototype_ids"].dtype == np.int32
 
 
+@pytest.mark.parametrize("config", [TINY, TINY_ALPHA], ids=["sparse", "alpha"])
+def test_decoded_prototypes_are_each_prototype_alone_at_the_centre(config):
+    """`decode_prototypes` against the decoder's U-Net on a numpy splat: the unit prototype times the normalised
+    Gaussian at (H // 2, W // 2); the plain decoder's sigmoid, or (alpha blending) the blend with an empty slot,
+    α = sigm(a_m − a_0), α·sigm(rgb_m) + (1 − α)·sigm(rgb_0), where slot 0 decodes a zero splat."""
+    model = TUSK(config, seed=3)
+    model(IMAGES)
+    height, width = SIZE, 16
+    decoded = model.decode_prototypes(height, width).numpy()
+    assert decoded.shape == (config.num_prototypes, height, width, 3)
+    weights = model.prototype_bank.prototype_weights.numpy()
+    units = weights / np.linalg.norm(weights, axis=-1, keepdims=True)  # [M, F]
+    rows, cols = np.arange(height)[:, None], np.arange(width)[None, :]
+    gauss = np.exp(-0.5 * ((rows - height // 2) ** 2 + (cols - width // 2) ** 2) / config.splat_variance)
+    splats = units[:, None, None, :] * (gauss / gauss.sum())[None, :, :, None]  # [M, H, W, F]
+    unet = model.decoder.unet
+    raw = np.asarray(unet(tf.constant(splats, tf.float32)), np.float64)
+    sigm = lambda x: 1 / (1 + np.exp(-x))  # noqa: E731
+    if config.alpha_blending:
+        empty = np.asarray(unet(tf.zeros([1, height, width, config.feature_channels])), np.float64)
+        alpha = sigm(raw[..., 3:] - empty[..., 3:])
+        expected = alpha * sigm(raw[..., :3]) + (1 - alpha) * sigm(empty[..., :3])
+    else:
+        expected = sigm(raw)
+    np.testing.assert_allclose(decoded, expected, atol=1e-5)
+    assert np.ptp(decoded.reshape(len(decoded), -1), axis=0).max() > 1e-4  # the prototypes decode differently
+    for bad in (12, 0, 8.0, True):
+        with pytest.raises(ValueError, match="decode_prototypes: height must be a positive multiple of 8"):
+            model.decode_prototypes(bad, 16)
+
+
 @pytest.mark.parametrize("images, message", [
     (np.zeros((2, SIZE, SIZE), np.float32), r"shape \[B, H, W, 3\]"),
     (np.zeros((2, SIZE, SIZE, 1), np.float32), "must have 3 channels"),

@@ -448,6 +448,42 @@ class TUSK(EvaluatesGroundTruth, keras.Model):
         keys = ("keypoints", "scores", "prototype_ids", "valid")
         return [{key: out[key][index] for key in keys} for index in range(len(out["keypoints"]))]
 
+    def decode_prototypes(self, height: int, width: int) -> tf.Tensor:
+        """The prototype bank decoded: what the decoder draws for each prototype on its own.
+
+        Prototype m (unit, as the descriptors) is the descriptor of a single keypoint of confidence 1 at the
+        canvas centre (pixel index (H // 2, W // 2)), splatted as in `call`. The plain decoder (MNIST) decodes
+        that splat. The alpha-blending decoder has no background layer (each pixel is a softmax over the K
+        keypoints' layers), so the prototype's layer is blended with that of a keypoint of confidence 0, which
+        carries nothing (its splat is zero): the image one object of prototype m and an empty slot reconstruct.
+        A figure of the bank is `tfobj.figures.plot_prototypes`.
+
+        Args:
+            height, width: the canvas, multiples of 8 (the U-Nets' poolings), e.g. the training images' size.
+
+        Returns:
+            float32 `[M, H, W, 3]` in [0, 1], in the order of the prototypes (prototype id m is row m).
+        """
+        for name, value in (("height", height), ("width", width)):
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < MULTIPLE \
+                    or value % MULTIPLE:
+                raise ValueError(f"decode_prototypes: {name} must be a positive multiple of {MULTIPLE} (the U-Nets' "
+                                 f"poolings); got {value!r}")
+        c = self.config
+        height, width = int(height), int(width)
+        if not self.built:
+            self.build((None, height, width, IMAGE_CHANNELS))
+        prototypes = self.prototype_bank.prototypes()  # [M, F], unit
+        slots = 2 if c.alpha_blending else 1  # the prototype's keypoint, then (alpha blending) an empty one
+        count = c.num_prototypes
+        centre = tf.constant([height // 2, width // 2], tf.float32)
+        keypoints = tf.tile(centre[None, None], [count, slots, 1])  # [M, slots, 2]
+        descriptors = tf.concat([prototypes[:, None], tf.zeros([count, slots - 1, c.feature_channels])], axis=1)
+        confidences = tf.concat([tf.ones([count, 1]), tf.zeros([count, slots - 1])], axis=1)  # [M, slots]
+        splat = gaussian_splat(keypoints, descriptors, confidences, height, width, c.splat_variance)
+        decoded = self.decoder(splat["per_keypoint"] if c.alpha_blending else splat["sum"], training=False)
+        return tf.cast(decoded["reconstruction"], tf.float32)
+
     # === Serving: the signatures tfobj.export_saved_model writes ===
     def serving_endpoints(self) -> dict:
         """`{name: (function, input_signature)}`; "serve" becomes the SavedModel's `serving_default`.

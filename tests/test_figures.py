@@ -216,10 +216,15 @@ def test_tusk_keypoint_figure_labels_prototypes_and_blends_the_masks(tmp_path, m
 
 @pytest.mark.parametrize("change, message", [
     (lambda i, o: (i, {k: v for k, v in o.items() if k != "valid"}), r"outputs lacks \['valid'\]"),
-    (lambda i, o: (i[0], o), r"images must be \[N, H, W, 3\] \(rank 4\)"),
+    (lambda i, o: (i[0], o), r"images must be \[N, H, W, 3\] with N >= 1; got shape \(16, 16, 3\)"),
     (lambda i, o: (i[:1], o), r"outputs\['keypoints'\] must have rank 3 and one entry per image \(1\)"),
     (lambda i, o: (i, dict(o, masks=o["masks"][:, :2])), "prototype_ids, valid \\(and masks\\) have the same K"),
     (lambda i, o: (i, [o]), "outputs must be the dict"),
+    (lambda i, o: (i[..., :1], o), r"images must be \[N, H, W, 3\] with N >= 1; got shape \(2, 16, 16, 1\)"),
+    (lambda i, o: (i[:0], o), r"with N >= 1; got shape \(0, 16, 16, 3\)"),
+    (lambda i, o: (i, dict(o, reconstruction=o["reconstruction"][:, :8])), r"outputs\['reconstruction'\] must match "
+     r"the images' size \[16, 16, 3\]"),
+    (lambda i, o: (i, dict(o, masks=o["masks"][..., :8])), r"outputs\['masks'\] must match the images' size \[16, 16\]"),
 ])
 def test_tusk_keypoint_figure_refuses_bad_inputs(tmp_path, change, message):
     images, outputs = change(*tusk_outputs())
@@ -237,11 +242,15 @@ def test_prototype_figure_shows_the_used_prototypes_with_their_counts(tmp_path, 
     shown = [ax for ax in kept[-1].axes if ax.images]
     assert [ax.get_title() for ax in shown] == ["1 (3)", "3 (1)"]
     np.testing.assert_allclose(shown[1].images[0].get_array(), bank[3])
-    assert "2 unused, not shown" in kept[-1]._suptitle.get_text()
+    assert "2 unused, not shown" in " ".join(kept[-1]._suptitle.get_text().split())
     figures.plot_prototypes(bank, tmp_path / "all.png")
     assert [ax.get_title() for ax in kept[-1].axes if ax.images] == ["0", "1", "2", "3"]
-    with pytest.raises(ValueError, match=r"counts must be \[M\] = \[4\]"):
-        figures.plot_prototypes(bank, tmp_path / "bad.png", counts=np.ones(3))
+    figures.plot_prototypes(bank, tmp_path / "none.png", counts=np.zeros(4, int))
+    assert len([ax for ax in kept[-1].axes if ax.images]) == 4
+    assert "no slot assigned to any: all shown" in " ".join(kept[-1]._suptitle.get_text().split())  # wrapped
+    for counts in (np.ones(3), np.array([1, -1, 0, 0]), np.array([1.5, 0, 0, 0]), np.array([np.nan, 0, 0, 0])):
+        with pytest.raises(ValueError, match=r"counts must be \[M\] = \[4\] non-negative integers"):
+            figures.plot_prototypes(bank, tmp_path / "bad.png", counts=counts)
     with pytest.raises(ValueError, match=r"prototype_images must be \[M, H, W, 3\]"):
         figures.plot_prototypes(bank[0], tmp_path / "bad.png")
     assert not (tmp_path / "bad.png").exists()

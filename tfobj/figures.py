@@ -360,8 +360,8 @@ def plot_tusk_keypoints(images: np.ndarray, outputs: dict, path: str | Path, tit
         The path written.
     """
     images = np.asarray(images)
-    if images.ndim != 4:
-        raise ValueError(f"plot_tusk_keypoints: images must be [N, H, W, 3] (rank 4); got shape {images.shape}")
+    if images.ndim != 4 or images.shape[-1] != 3 or len(images) < 1:
+        raise ValueError(f"plot_tusk_keypoints: images must be [N, H, W, 3] with N >= 1; got shape {images.shape}")
     if not hasattr(outputs, "keys"):
         raise ValueError(f"plot_tusk_keypoints: outputs must be the dict TUSK(images, training=False) returns; got "
                          f"{type(outputs).__name__}")
@@ -375,6 +375,13 @@ def plot_tusk_keypoints(images: np.ndarray, outputs: dict, path: str | Path, tit
         if value.ndim != expected[key] or len(value) != len(images):
             raise ValueError(f"plot_tusk_keypoints: outputs[{key!r}] must have rank {expected[key]} and one entry per "
                              f"image ({len(images)}); got shape {value.shape}")
+    sizes = {"reconstruction": (out["reconstruction"].shape[1:], images.shape[1:])}  # [H, W, 3]
+    if "masks" in out:
+        sizes["masks"] = (out["masks"].shape[2:], images.shape[1:3])  # [H, W]
+    for key, (got, wanted) in sizes.items():
+        if got != wanted:
+            raise ValueError(f"plot_tusk_keypoints: outputs[{key!r}] must match the images' size {list(wanted)}; got "
+                             f"shape {out[key].shape}")
     slots = out["keypoints"].shape[1]
     if any(out[key].shape[1] != slots for key in ("prototype_ids", "valid")) or out["keypoints"].shape[2] != 2 \
             or ("masks" in out and out["masks"].shape[1] != slots):
@@ -388,7 +395,7 @@ def plot_tusk_keypoints(images: np.ndarray, outputs: dict, path: str | Path, tit
     count = min(max_images, len(images))
     colours = np.array([_identity_colour(k + 1) for k in range(slots)])  # [K, 3]
     rows = 3 if "masks" in out else 2
-    fig, axes = plt.subplots(rows, count, figsize=(1.6 * count + 0.9, 1.7 * rows + 0.9), squeeze=False,
+    fig, axes = plt.subplots(rows, count, figsize=(max(1.6 * count, 4.8) + 0.9, 1.7 * rows + 0.9), squeeze=False,
                              layout="constrained")
     halo = [patheffects.withStroke(linewidth=2.2, foreground="black")]
     for i in range(count):
@@ -416,42 +423,49 @@ def plot_tusk_keypoints(images: np.ndarray, outputs: dict, path: str | Path, tit
     if "masks" in out:
         axes[2, 0].set_ylabel("alpha masks", fontsize=8)
         legend.append("masks: Σ_k α_k · keypoint k's colour")
-    legend = textwrap.fill("; ".join(legend), width=int(fig.get_figwidth() * 13))
-    fig.suptitle(f"{title}\n{legend}" if title else legend, fontsize=9)
+    fig.suptitle(_wrapped(fig, [title, "; ".join(legend)]), fontsize=9)
     return _save(fig, path)
+
+
+def _wrapped(fig, lines) -> str:
+    """The non-empty `lines`, each wrapped to the figure's width (≈ 13 characters of 9 pt per inch)."""
+    width = int(fig.get_figwidth() * 13)
+    return "\n".join(textwrap.fill(line, width=width) for line in lines if line)
 
 
 def plot_prototypes(prototype_images: np.ndarray, path: str | Path, counts: np.ndarray | None = None,
                     title: str = "") -> Path:
     """Saves TUSK's prototype bank, decoded (`TUSK.decode_prototypes`): one tile per prototype, labelled with its
-    id and, given `counts`, with the number of keypoints assigned to it; given `counts`, the prototypes no keypoint
-    chose are left out (the title says how many).
+    id and, given `counts`, with the number of keypoint slots assigned to it; given `counts`, the prototypes no slot
+    chose are left out (the title says how many; if no prototype has a slot, all are shown).
 
     Args:
         prototype_images: float `[M, H, W, 3]` in [0, 1], row m = prototype id m.
         path: output PNG file.
-        counts: optional int `[M]`, keypoints per prototype (e.g. over the test images).
+        counts: optional `[M]` non-negative integers, keypoint slots per prototype (e.g. over the test images).
         title: figure title.
 
     Returns:
         The path written.
     """
     prototype_images = np.asarray(prototype_images)
-    if prototype_images.ndim != 4 or prototype_images.shape[0] < 1:
+    if prototype_images.ndim != 4 or prototype_images.shape[0] < 1 or prototype_images.shape[-1] != 3:
         raise ValueError(f"plot_prototypes: prototype_images must be [M, H, W, 3] with M >= 1; got shape "
                          f"{prototype_images.shape}")
     total = len(prototype_images)
     ids = np.arange(total)
     if counts is not None:
         counts = np.asarray(counts)
-        if counts.shape != (total,):
-            raise ValueError(f"plot_prototypes: counts must be [M] = [{total}], one per prototype; got shape "
-                             f"{counts.shape}")
-        ids = ids[counts > 0] if np.any(counts > 0) else ids
+        if counts.shape != (total,) or not np.all(np.isfinite(counts)) or np.any(counts < 0) \
+                or np.any(counts != np.round(counts)):
+            raise ValueError(f"plot_prototypes: counts must be [M] = [{total}] non-negative integers, one per "
+                             f"prototype; got shape {counts.shape}: {np.array2string(counts, threshold=8)}")
+        if np.any(counts > 0):
+            ids = ids[counts > 0]
     plt = _pyplot()
     columns = max(1, min(12, int(np.ceil(np.sqrt(1.5 * len(ids))))))
     rows = -(-len(ids) // columns)
-    fig, axes = plt.subplots(rows, columns, figsize=(1.0 * columns + 0.4, 1.15 * rows + 0.9), squeeze=False,
+    fig, axes = plt.subplots(rows, columns, figsize=(max(1.0 * columns, 4.0) + 0.4, 1.15 * rows + 0.9), squeeze=False,
                              layout="constrained")
     for ax in axes.flat:
         ax.set_axis_off()
@@ -460,8 +474,10 @@ def plot_prototypes(prototype_images: np.ndarray, path: str | Path, counts: np.n
         ax.set_title(str(m) if counts is None else f"{m} ({int(counts[m])})", fontsize=7)
     note = f"{total} prototypes, each decoded alone at the centre"
     if counts is not None:
-        note += f"; (n) = keypoints assigned; {total - len(ids)} unused, not shown"
-    fig.suptitle(f"{title}\n{note}" if title else note, fontsize=9)
+        note += "; (n) = keypoint slots assigned"
+        note += f"; {total - len(ids)} unused, not shown" if len(ids) < total else \
+            ("; no slot assigned to any: all shown" if not np.any(counts > 0) else "")
+    fig.suptitle(_wrapped(fig, [title, note]), fontsize=9)
     return _save(fig, path)
 
 

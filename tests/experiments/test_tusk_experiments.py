@@ -111,3 +111,22 @@ def test_tiny_tetrominoes_run_returns_the_row_contract():
     assert result["best_step"] in (1, 2) and "val_ari" in result["history"][0]
     assert "best val ARI" in result["setting"] and len(result["examples"]["pred_boxes"]) == 4
     assert result["examples"]["pred_boxes"][0].shape == (3, 4)
+
+
+@pytest.mark.parametrize("preset", ["tetrominoes", "mnist"])
+def test_figure_examples_hold_the_outputs_the_bank_and_the_counts(preset):
+    """What the TUSK figures draw, from an untrained tiny model: the outputs (the masks only with alpha blending),
+    the decoded bank, and the prototype counts = a bincount of the given ids."""
+    from tfobj.models.tusk.tusk import TUSK
+
+    model = TUSK(TUSKConfig.preset(preset, kernel_size=5, **TINY_MODEL), seed=0)
+    images = np.random.default_rng(0).random((3, 16, 24, 3)).astype(np.float32)
+    ids = np.array([[0, 2, 2], [3, 3, 3]])
+    examples = tusk.figure_examples(model, images, ids)
+    keys = {"keypoints", "prototype_ids", "valid", "reconstruction"} | ({"masks"} if preset == "tetrominoes" else set())
+    assert set(examples["outputs"]) == keys
+    k = model.config.num_keypoints
+    assert examples["outputs"]["keypoints"].shape == (3, k, 2) and examples["outputs"]["reconstruction"].shape == \
+        images.shape
+    assert examples["prototype_images"].shape == (4, 16, 24, 3)
+    np.testing.assert_array_equal(examples["prototype_counts"], [1, 0, 2, 3])

@@ -27,8 +27,8 @@ from tfobj.training.train_config import TrainConfig
 
 __all__ = ["CLEVRData", "KEYPOINT_DETECTION", "MNISTHardData", "OBJECT_DISCOVERY", "TUSKCLEVRExperiment",
            "TUSKMNISTHardExperiment", "TUSKTetrominoesExperiment", "TetrominoesData", "attribute_accuracies",
-           "fit_tusk", "keypoint_boxes", "keypoint_scores", "object_discovery_scores", "predict_keypoints",
-           "run_tusk_clevr", "run_tusk_mnist_hard", "run_tusk_tetrominoes"]
+           "figure_examples", "fit_tusk", "keypoint_boxes", "keypoint_scores", "object_discovery_scores",
+           "predict_keypoints", "run_tusk_clevr", "run_tusk_mnist_hard", "run_tusk_tetrominoes"]
 
 log = logging.getLogger(__name__)
 

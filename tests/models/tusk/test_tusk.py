@@ -444,8 +444,9 @@ def test_predict_objects_gives_every_slot_per_image(stepped):
 @pytest.mark.parametrize("config", [TINY, TINY_ALPHA], ids=["sparse", "alpha"])
 def test_decoded_prototypes_are_each_prototype_alone_at_the_centre(config):
     """`decode_prototypes` against the decoder's U-Net on a numpy splat: the unit prototype times the normalised
-    Gaussian at (H // 2, W // 2); the plain decoder's sigmoid, or (alpha blending) the blend with an empty slot,
-    α = sigm(a_m − a_0), α·sigm(rgb_m) + (1 − α)·sigm(rgb_0), where slot 0 decodes a zero splat."""
+    Gaussian at (H // 2, W // 2); the plain decoder's sigmoid, or (alpha blending) the softmax over the prototype's
+    layer and K − 1 empty ones (the U-Net on a zero splat): α = e^{a_m} / (e^{a_m} + (K − 1)·e^{a_0}),
+    α·sigm(rgb_m) + (1 − α)·sigm(rgb_0). Chunks do not change the result."""
     model = TUSK(config, seed=3)
     model(IMAGES)
     height, width = SIZE, 16
@@ -461,15 +462,26 @@ def test_decoded_prototypes_are_each_prototype_alone_at_the_centre(config):
     sigm = lambda x: 1 / (1 + np.exp(-x))  # noqa: E731
     if config.alpha_blending:
         empty = np.asarray(unet(tf.zeros([1, height, width, config.feature_channels])), np.float64)
-        alpha = sigm(raw[..., 3:] - empty[..., 3:])
+        weight, rest = np.exp(raw[..., 3:]), (config.num_keypoints - 1) * np.exp(empty[..., 3:])
+        alpha = weight / (weight + rest)
         expected = alpha * sigm(raw[..., :3]) + (1 - alpha) * sigm(empty[..., :3])
     else:
         expected = sigm(raw)
     np.testing.assert_allclose(decoded, expected, atol=1e-5)
     assert np.ptp(decoded.reshape(len(decoded), -1), axis=0).max() > 1e-4  # the prototypes decode differently
+    np.testing.assert_allclose(model.decode_prototypes(height, width, chunk=3).numpy(), decoded, atol=1e-5)
     for bad in (12, 0, 8.0, True):
         with pytest.raises(ValueError, match="decode_prototypes: height must be a positive multiple of 8"):
             model.decode_prototypes(bad, 16)
+    with pytest.raises(ValueError, match="decode_prototypes: chunk must be a positive integer; got 0"):
+        model.decode_prototypes(16, 16, chunk=0)
+
+
+def test_decoded_prototypes_under_mixed_precision_are_float32_images():
+    model = TUSK(TINY_ALPHA, seed=3, dtype="mixed_float16")
+    decoded = model.decode_prototypes(16, 16)  # an unbuilt model builds itself
+    assert decoded.dtype == tf.float32 and decoded.shape == (TINY_ALPHA.num_prototypes, 16, 16, 3)
+    assert np.all(np.isfinite(decoded)) and 0 <= np.min(decoded) and np.max(decoded) <= 1
 
 
 @pytest.mark.parametrize("images, message", [

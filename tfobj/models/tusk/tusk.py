@@ -12,6 +12,7 @@ image pairs, and the prototype step of Table 7, alternating inside one training 
 from __future__ import annotations
 
 import dataclasses
+import math
 
 import keras
 import numpy as np
@@ -22,7 +23,7 @@ from tfobj.models.inputs import check_not_empty, checked_images
 from tfobj.models.tusk.sliced_wasserstein import _stateless_seed, random_projections, sliced_wasserstein
 from tfobj.models.tusk.tps import canvas_margin, equivariance_loss, pad_images, random_tps_params, tps_grid, warp
 from tfobj.models.tusk.tusk_config import TPS_PARAMETERS, TUSKConfig
-from tfobj.models.tusk.tusk_decoders import AlphaBlendDecoder, PrototypeBank, SparseDecoder
+from tfobj.models.tusk.tusk_decoders import AlphaBlendDecoder, PrototypeBank, SparseDecoder, alpha_blend
 from tfobj.models.tusk.tusk_layers import NUM_POOLINGS, KeypointEncoder
 from tfobj.models.tusk.tusk_math import assign_prototypes, gaussian_splat, mixing_ratios, sample_prototypes
 from tfobj.training.evaluation import EvaluatesGroundTruth
@@ -448,41 +449,58 @@ class TUSK(EvaluatesGroundTruth, keras.Model):
         keys = ("keypoints", "scores", "prototype_ids", "valid")
         return [{key: out[key][index] for key in keys} for index in range(len(out["keypoints"]))]
 
-    def decode_prototypes(self, height: int, width: int) -> tf.Tensor:
-        """The prototype bank decoded: what the decoder draws for each prototype on its own.
+    def decode_prototypes(self, height: int, width: int, chunk: int = 16) -> tf.Tensor:
+        """The prototype bank decoded: the image the decoder draws for each prototype as the only object.
 
-        Prototype m (unit, as the descriptors) is the descriptor of a single keypoint of confidence 1 at the
-        canvas centre (pixel index (H // 2, W // 2)), splatted as in `call`. The plain decoder (MNIST) decodes
-        that splat. The alpha-blending decoder has no background layer (each pixel is a softmax over the K
-        keypoints' layers), so the prototype's layer is blended with that of a keypoint of confidence 0, which
-        carries nothing (its splat is zero): the image one object of prototype m and an empty slot reconstruct.
-        A figure of the bank is `tfobj.figures.plot_prototypes`.
+        Prototype m (unit, as the descriptors) is the descriptor of one keypoint of confidence 1 at the canvas
+        centre (pixel index (H // 2, W // 2)), splatted as in `call`. The plain decoder (MNIST) decodes that
+        splat. The alpha-blending decoder has no background layer (each pixel is a softmax over the K keypoints'
+        layers): the prototype's layer is blended with K − 1 empty ones, keypoints of confidence 0 whose splat is
+        zero (all alike, so one is decoded and counted K − 1 times). A figure of the bank is
+        `tfobj.figures.plot_prototypes`.
 
         Args:
             height, width: the canvas, multiples of 8 (the U-Nets' poolings), e.g. the training images' size.
+            chunk: prototypes decoded per U-Net call (bounds the memory at large canvases and M).
 
         Returns:
             float32 `[M, H, W, 3]` in [0, 1], in the order of the prototypes (prototype id m is row m).
+
+        Raises:
+            ValueError: if height or width is not a positive multiple of 8, or chunk not a positive integer.
         """
-        for name, value in (("height", height), ("width", width)):
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < MULTIPLE \
-                    or value % MULTIPLE:
-                raise ValueError(f"decode_prototypes: {name} must be a positive multiple of {MULTIPLE} (the U-Nets' "
-                                 f"poolings); got {value!r}")
+        for name, value in (("height", height), ("width", width), ("chunk", chunk)):
+            multiple = 1 if name == "chunk" else MULTIPLE
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < multiple \
+                    or value % multiple:
+                expected = "a positive integer" if name == "chunk" else \
+                    f"a positive multiple of {MULTIPLE} (the U-Nets' poolings)"
+                raise ValueError(f"decode_prototypes: {name} must be {expected}; got {value!r}")
         c = self.config
         height, width = int(height), int(width)
         if not self.built:
             self.build((None, height, width, IMAGE_CHANNELS))
         prototypes = self.prototype_bank.prototypes()  # [M, F], unit
-        slots = 2 if c.alpha_blending else 1  # the prototype's keypoint, then (alpha blending) an empty one
-        count = c.num_prototypes
-        centre = tf.constant([height // 2, width // 2], tf.float32)
-        keypoints = tf.tile(centre[None, None], [count, slots, 1])  # [M, slots, 2]
-        descriptors = tf.concat([prototypes[:, None], tf.zeros([count, slots - 1, c.feature_channels])], axis=1)
-        confidences = tf.concat([tf.ones([count, 1]), tf.zeros([count, slots - 1])], axis=1)  # [M, slots]
-        splat = gaussian_splat(keypoints, descriptors, confidences, height, width, c.splat_variance)
-        decoded = self.decoder(splat["per_keypoint"] if c.alpha_blending else splat["sum"], training=False)
-        return tf.cast(decoded["reconstruction"], tf.float32)
+        if c.alpha_blending:  # the empty layer: the U-Net on a zero splat, [1, H, W, C + 1]
+            empty = tf.cast(self.decoder.unet(tf.zeros([1, height, width, c.feature_channels], self.compute_dtype),
+                                              training=False), tf.float32)
+        images = []
+        for first in range(0, c.num_prototypes, int(chunk)):
+            units = prototypes[first:first + int(chunk)]  # [m, F]
+            count = tf.shape(units)[0]
+            keypoints = tf.tile(tf.constant([[[height // 2, width // 2]]], tf.float32), [count, 1, 1])  # [m, 1, 2]
+            splat = gaussian_splat(keypoints, units[:, None], tf.ones([count, 1]), height, width, c.splat_variance)
+            if not c.alpha_blending:
+                images.append(tf.cast(self.decoder(splat["sum"], training=False)["reconstruction"], tf.float32))
+                continue
+            layer = tf.cast(self.decoder.unet(splat["per_keypoint"][:, 0], training=False), tf.float32)
+            empties = tf.tile(empty, [count, 1, 1, 1])  # [m, H, W, C + 1]
+            rgb_logits = tf.stack([layer[..., :IMAGE_CHANNELS], empties[..., :IMAGE_CHANNELS]], axis=1)
+            # softmax over the prototype's layer and K − 1 identical empty ones = over two, the empty's logit + ln(K − 1)
+            shift = math.log(c.num_keypoints - 1) if c.num_keypoints > 1 else -np.inf
+            alpha_logits = tf.stack([layer[..., IMAGE_CHANNELS], empties[..., IMAGE_CHANNELS] + shift], axis=1)
+            images.append(alpha_blend(rgb_logits, alpha_logits)["reconstruction"])
+        return tf.concat(images, axis=0)
 
     # === Serving: the signatures tfobj.export_saved_model writes ===
     def serving_endpoints(self) -> dict:

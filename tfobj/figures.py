@@ -235,6 +235,17 @@ def _sprite_tiles(sprites: Sequence[np.ndarray], colours: Sequence, columns: int
     return image
 
 
+def _check_output_dict(function: str, outputs, keys, call: str, note: str = "") -> None:
+    """Raises ValueError unless `outputs` is a dict (anything with keys) holding every one of `keys`, the outputs
+    of `call` (e.g. "SILOT(videos, training=False)") that `function` draws."""
+    if not hasattr(outputs, "keys"):
+        raise ValueError(f"{function}: outputs must be the dict {call} returns; got {type(outputs).__name__}")
+    missing = [key for key in keys if key not in outputs]
+    if missing:
+        raise ValueError(f"{function}: outputs lacks {missing}; expected the dict of {call} with keys "
+                         f"{list(keys)}{note}")
+
+
 def plot_silot_objects(videos: np.ndarray, outputs: dict, path: str | Path, true_tracks: Sequence[dict] | None = None,
                        title: str = "", max_frames: int = 8, max_videos: int = 3) -> Path:
     """Saves SILOT's figure of its objects (the supplement's Figs. F1 and F2): per video, a row of input frames
@@ -261,13 +272,7 @@ def plot_silot_objects(videos: np.ndarray, outputs: dict, path: str | Path, true
     videos = np.asarray(videos)
     if videos.ndim != 5:
         raise ValueError(f"plot_silot_objects: videos must be [V, T, H, W, 3] (rank 5); got shape {videos.shape}")
-    if not hasattr(outputs, "keys"):
-        raise ValueError(f"plot_silot_objects: outputs must be the dict SILOT(videos, training=False) returns; got "
-                         f"{type(outputs).__name__}")
-    missing = [key for key in SILOT_FIGURE_KEYS if key not in outputs]
-    if missing:
-        raise ValueError(f"plot_silot_objects: outputs lacks {missing}; expected the dict of SILOT(videos, "
-                         f"training=False) with keys {list(SILOT_FIGURE_KEYS)}")
+    _check_output_dict("plot_silot_objects", outputs, SILOT_FIGURE_KEYS, "SILOT(videos, training=False)")
     out = {key: np.asarray(outputs[key]) for key in SILOT_FIGURE_KEYS}
     for key, rank in SILOT_FIGURE_KEYS.items():
         if out[key].ndim != rank:
@@ -362,13 +367,8 @@ def plot_tusk_keypoints(images: np.ndarray, outputs: dict, path: str | Path, tit
     images = np.asarray(images)
     if images.ndim != 4 or images.shape[-1] != 3 or len(images) < 1:
         raise ValueError(f"plot_tusk_keypoints: images must be [N, H, W, 3] with N >= 1; got shape {images.shape}")
-    if not hasattr(outputs, "keys"):
-        raise ValueError(f"plot_tusk_keypoints: outputs must be the dict TUSK(images, training=False) returns; got "
-                         f"{type(outputs).__name__}")
-    missing = [key for key in TUSK_FIGURE_KEYS if key not in outputs]
-    if missing:
-        raise ValueError(f"plot_tusk_keypoints: outputs lacks {missing}; expected the dict of TUSK(images, "
-                         f"training=False) with keys {list(TUSK_FIGURE_KEYS)} (and \"masks\" for alpha blending)")
+    _check_output_dict("plot_tusk_keypoints", outputs, TUSK_FIGURE_KEYS, "TUSK(images, training=False)",
+                       note=' (and "masks" for alpha blending)')
     expected = dict(TUSK_FIGURE_KEYS, masks=4)
     out = {key: np.asarray(outputs[key]) for key in expected if key in outputs}
     for key, value in out.items():
@@ -385,8 +385,9 @@ def plot_tusk_keypoints(images: np.ndarray, outputs: dict, path: str | Path, tit
     slots = out["keypoints"].shape[1]
     if any(out[key].shape[1] != slots for key in ("prototype_ids", "valid")) or out["keypoints"].shape[2] != 2 \
             or ("masks" in out and out["masks"].shape[1] != slots):
+        shapes = {key: value.shape for key, value in out.items()}
         raise ValueError(f"plot_tusk_keypoints: outputs['keypoints'] must be [N, K, 2] and prototype_ids, valid "
-                         f"(and masks) have the same K; got shapes { {key: value.shape for key, value in out.items()} }")
+                         f"(and masks) have the same K; got shapes {shapes}")
     if max_images < 1:
         raise ValueError(f"plot_tusk_keypoints: max_images must be at least 1; got {max_images}")
     from matplotlib import patheffects

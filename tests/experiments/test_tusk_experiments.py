@@ -130,3 +130,24 @@ def test_figure_examples_hold_the_outputs_the_bank_and_the_counts(preset):
         images.shape
     assert examples["prototype_images"].shape == (4, 16, 24, 3)
     np.testing.assert_array_equal(examples["prototype_counts"], [1, 0, 2, 3])
+
+
+@pytest.mark.slow  # a TUSK training step's trace
+def test_tiny_clevr_run_scores_both_test_sets_and_returns_the_figures(tmp_path):
+    """`run_tusk_clevr` end to end on a CLEVR file in DeepMind's schema written here (the records test's writer):
+    3 CLEVR6 scenes among the first 3 records (train, val, test), then one CLEVR10 scene."""
+    from tests.data.test_multi_object_records import DEEPMIND_CLEVR, clevr_values, example, write
+
+    rng = np.random.default_rng(2)
+    path = write(tmp_path / "clevr.tfrecords", [example(clevr_values(n, rng), DEEPMIND_CLEVR) for n in (3, 2, 4, 8)])
+    experiment = tusk.TUSKCLEVRExperiment(
+        model=TUSKConfig.preset("clevr6", kernel_size=5, **TINY_MODEL),
+        data=tusk.CLEVRData(path=str(path), max_records=3, num_val_images=1, num_test_images=1, input_size=16),
+        train=TrainConfig(steps=1, eval_every=1, batch_size=1))
+    result = tusk.run_tusk_clevr(experiment)
+    assert {"clevr6_ari", "clevr10_ari", "clevr6_shape_accuracy", "clevr10_size_accuracy"} <= set(result["metrics"])
+    examples = result["examples"]
+    assert examples["images"].shape == (1, 16, 16, 3) and examples["pred_boxes"][0].shape == (6, 4)
+    np.testing.assert_allclose(examples["pred_boxes"][0], tusk.keypoint_boxes(
+        examples["tusk"]["outputs"]["keypoints"][0], (16, 16), 2.0))  # the boxes are the figure's keypoints
+    assert examples["tusk"]["prototype_counts"].sum() == 6  # the one CLEVR6 test image's K = 6 slots

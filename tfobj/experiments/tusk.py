@@ -423,12 +423,11 @@ def run_tusk_clevr(config: TUSKCLEVRExperiment, run_dir: str | Path | None = Non
         metrics.update({f"{name}_{key}": value for key, value in found.items() if key != "matched"})
     size, count = config.data.input_size, min(8, len(splits["test"]["images"]))
     images = splits["test"]["images"][:count]
-    out = predict_keypoints(result.model, images)
-    tusk_figures = figure_examples(result.model, images, predicted_ids["clevr6"])
+    tusk_figures = figure_examples(result.model, images, predicted_ids["clevr6"])  # holds the images' keypoints
     return {
         "metrics": metrics, "history": result.history, "best_step": result.best_step,
         "setting": f"{config.train.steps} steps, best val ARI at step {result.best_step}",
         "examples": {"images": images, "true_boxes": None,
-                     "pred_boxes": list(keypoint_boxes(out["keypoints"], (size, size), size / 8)),
+                     "pred_boxes": list(keypoint_boxes(tusk_figures["outputs"]["keypoints"], (size, size), size / 8)),
                      "tusk": tusk_figures},
     }

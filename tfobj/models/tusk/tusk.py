@@ -469,12 +469,12 @@ class TUSK(EvaluatesGroundTruth, keras.Model):
         Raises:
             ValueError: if height or width is not a positive multiple of 8, or chunk not a positive integer.
         """
-        for name, value in (("height", height), ("width", width), ("chunk", chunk)):
-            multiple = 1 if name == "chunk" else MULTIPLE
+        for name, value, multiple, expected in (
+                ("height", height, MULTIPLE, f"a positive multiple of {MULTIPLE} (the U-Nets' poolings)"),
+                ("width", width, MULTIPLE, f"a positive multiple of {MULTIPLE} (the U-Nets' poolings)"),
+                ("chunk", chunk, 1, "a positive integer")):
             if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < multiple \
                     or value % multiple:
-                expected = "a positive integer" if name == "chunk" else \
-                    f"a positive multiple of {MULTIPLE} (the U-Nets' poolings)"
                 raise ValueError(f"decode_prototypes: {name} must be {expected}; got {value!r}")
         c = self.config
         height, width = int(height), int(width)
@@ -496,7 +496,8 @@ class TUSK(EvaluatesGroundTruth, keras.Model):
             layer = tf.cast(self.decoder.unet(splat["per_keypoint"][:, 0], training=False), tf.float32)
             empties = tf.tile(empty, [count, 1, 1, 1])  # [m, H, W, C + 1]
             rgb_logits = tf.stack([layer[..., :IMAGE_CHANNELS], empties[..., :IMAGE_CHANNELS]], axis=1)
-            # softmax over the prototype's layer and K − 1 identical empty ones = over two, the empty's logit + ln(K − 1)
+            # a softmax over the prototype's layer and K − 1 identical empty ones is one over two layers with the
+            # empty layer's logit + ln(K − 1)
             shift = math.log(c.num_keypoints - 1) if c.num_keypoints > 1 else -np.inf
             alpha_logits = tf.stack([layer[..., IMAGE_CHANNELS], empties[..., IMAGE_CHANNELS] + shift], axis=1)
             images.append(alpha_blend(rgb_logits, alpha_logits)["reconstruction"])

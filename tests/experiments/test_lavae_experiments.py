@@ -112,6 +112,11 @@ def test_runs_end_to_end_on_tiny_settings(tmp_path, monkeypatch):
     assert 0 < metrics["nll"] < 1e5 and 0 < metrics["nll_7"] < 1e5
     assert result["best_step"] in (1, 2) and [h["step"] for h in result["history"]] == [1, 2]
     assert all("val_nll" in h and "val_count_accuracy" in h for h in result["history"])
+    for split, suffix in (("test", ""), ("test7", "_7")):  # the confusion's diagonal is the count accuracy
+        table = np.array(result["count_confusion"][split])
+        assert table.shape == (TINY_LAVAE.max_objects + 1,) * 2
+        assert np.trace(table) / table.sum() == pytest.approx(metrics[f"count_accuracy{suffix}"])
+    assert np.array(result["count_confusion"]["test7"])[:7].sum() == 0  # every image there holds 7 objects
     examples = result["examples"]
     assert examples["images"].shape == (3, 64, 130, 3)  # input | 2-pixel gap | reconstruction, RGB
     assert len(examples["true_boxes"]) == len(examples["pred_boxes"]) == 3
@@ -127,3 +132,23 @@ def _fewer_samples(bound):
     def three(model, images, num_samples=lavae.NLL_SAMPLES, **kwargs):
         return bound(model, images, min(num_samples, 3), **kwargs)
     return three
+
+
+def test_count_confusion_against_a_loop():
+    rng = np.random.default_rng(0)
+    true, pred = rng.integers(0, 4, 200), rng.integers(0, 6, 200)
+    expected = [[0] * 6 for _ in range(6)]
+    for t, p in zip(true, pred):
+        expected[t][p] += 1
+    assert lavae.count_confusion(true, pred, max_objects=5) == expected
+    assert lavae.count_confusion([], [], max_objects=2) == [[0] * 3] * 3
+
+
+@pytest.mark.parametrize("true, pred, message", [
+    ([0, 1], [0], "1-D of one length"),
+    ([0, 4], [0, 1], "true_counts must lie in \\[0, max_objects = 3\\]"),
+    ([0, 1], [-1, 1], "counts must lie in"),
+])
+def test_count_confusion_refuses_bad_input(true, pred, message):
+    with pytest.raises(ValueError, match=message):
+        lavae.count_confusion(true, pred, max_objects=3)

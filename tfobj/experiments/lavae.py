@@ -190,6 +190,21 @@ def _counts_and_locations(model, images: np.ndarray, batch_size: int = 100) -> t
     return out["num_objects"].astype(np.int64), out["locations"]
 
 
+def count_confusion(true_counts: np.ndarray, counts: np.ndarray, max_objects: int) -> list[list[int]]:
+    """Rows: the true number of objects 0..M; columns: the inferred n̂ 0..M; entries: images (ints).
+
+    Where count accuracy (its diagonal's share) is lost: over- or undercounting, and at which true count.
+    """
+    true_counts, counts = np.asarray(true_counts, np.int64), np.asarray(counts, np.int64)
+    if true_counts.shape != counts.shape or true_counts.ndim != 1:
+        raise ValueError(f"true_counts and counts must be 1-D of one length; got {true_counts.shape}, {counts.shape}")
+    size = max_objects + 1
+    for name, values in (("true_counts", true_counts), ("counts", counts)):
+        if values.size and (values.min() < 0 or values.max() > max_objects):
+            raise ValueError(f"{name} must lie in [0, max_objects = {max_objects}]; got {values.min()}..{values.max()}")
+    return np.bincount(true_counts * size + counts, minlength=size * size).reshape(size, size).tolist()
+
+
 def _likelihood_metrics(model, val) -> dict:
     return {"nll": float(np.mean(likelihood_bound(model, val["images"], VAL_SAMPLES)))}
 
@@ -271,8 +286,9 @@ def run_lavae(config: LAVAEExperiment, run_dir: str | Path | None = None) -> dic
 
     Returns:
         dict with "metrics" (nll, count_accuracy on the 0–3-object test set; nll_7, count_accuracy_7 on the
-        7-object one), "history" (per evaluation period), "best_step", "setting" and "examples" (test images with
-        the true boxes and the s × s boxes of the inferred sprites).
+        7-object one), "history" (per evaluation period), "best_step", "count_confusion" (per test set,
+        `count_confusion`'s table of true n against n̂), "setting" and "examples" (test images with the true boxes
+        and the s × s boxes of the inferred sprites).
     """
     from tfobj.models.lavae.lavae import LAVAE
     from tfobj.training.precision import dtype_policy
@@ -280,12 +296,14 @@ def run_lavae(config: LAVAEExperiment, run_dir: str | Path | None = None) -> dic
     train = config.train
     result, data_name = _fit(lambda: LAVAE(config.model, seed=train.seed, dtype=dtype_policy(train.precision)),
                              config, LIKELIHOOD_WITH_COUNTS, run_dir)
-    model, metrics, tests = result.model, {}, {}
+    model, metrics, tests, confusion = result.model, {}, {}, {}
     for split, suffix in (("test", ""), ("test7", "_7")):
         tests[split] = data = config.data.load(split)
         counts, locations = _counts_and_locations(model, data["images"])
         metrics[f"nll{suffix}"] = float(np.mean(likelihood_bound(model, data["images"])))
         metrics[f"count_accuracy{suffix}"] = float(np.mean(counts == data["num_objects"]))
+        confusion[split] = count_confusion(data["num_objects"], counts, config.model.max_objects)
+        log.info("LAVAE %s counts, rows true n = 0..M, columns n̂ = 0..M: %s", split, confusion[split])
         if split == "test":
             boxes = [sprite_boxes(loc, n, config.model.sprite_size, data["images"].shape[1:3])
                      for loc, n in zip(locations[:8], counts[:8])]
@@ -293,6 +311,7 @@ def run_lavae(config: LAVAEExperiment, run_dir: str | Path | None = None) -> dic
         "metrics": metrics,
         "history": result.history,
         "best_step": result.best_step,
+        "count_confusion": confusion,
         "setting": f"{data_name}, {train.steps} steps, best val bound at step {result.best_step}",
         "examples": _examples(model, tests["test"], boxes),
     }

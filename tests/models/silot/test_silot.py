@@ -211,6 +211,19 @@ def test_loss_terms_against_numpy(pres_kl):
     np.testing.assert_allclose(loss.numpy(), np.mean(sum(terms.values())), rtol=1e-5)
     for key in LOSS_KEYS[1:]:
         np.testing.assert_allclose(model.trackers[key].result().numpy(), terms[key].mean(), rtol=1e-5, atol=1e-6)
+    # The diagnostics: objects present in frame 0, and present new (discovered) objects per later frame; on
+    # hand-set presences and new-flags (they do not enter the loss) so that both counts are known and nonzero.
+    z_pres = np.zeros((B, T, K), np.float32)
+    is_new = np.zeros((B, T, K), bool)
+    z_pres[0, 0, :2] = 1.0  # video 0: two objects in frame 0 ...
+    z_pres[0, 1:, :3] = 0.9  # ... three later, the third new in frame 1 (and 0.4: absent, new or not)
+    z_pres[1, 1:, 0] = 0.4
+    is_new[0, 1, 2] = is_new[1, 1:, 0] = True
+    for tracker in model.trackers.values():
+        tracker.reset_state()
+    model.compute_loss(VIDEOS, None, dict(out, z_pres=tf.constant(z_pres), is_new=tf.constant(is_new)))
+    assert model.trackers["num_objects_first"].result().numpy() == pytest.approx(2 / B)
+    assert model.trackers["num_new_later"].result().numpy() == pytest.approx(1 / (B * (T - 1)))
 
 
 def test_discovery_dropout_drops_whole_frames_in_training_only():

@@ -161,6 +161,10 @@ class SILOT(EvaluatesGroundTruth, VideoCurriculum, PresenceAnnealing, SavesNoise
         # === Metrics: one Mean per ELBO term ===
         self.trackers = {key: keras.metrics.Mean(name=key) for key in LOSS_KEYS}
         self.trackers["num_objects"] = keras.metrics.Mean(name="num_objects")
+        # Where the objects come from (diagnostics): present objects in frame 0 (all discovered), and present objects
+        # discovered in each later frame (new ids; the rest are propagated).
+        self.trackers["num_objects_first"] = keras.metrics.Mean(name="num_objects_first")
+        self.trackers["num_new_later"] = keras.metrics.Mean(name="num_new_later")
 
     # === Forward ===
     def build(self, input_shape):
@@ -463,6 +467,10 @@ class SILOT(EvaluatesGroundTruth, VideoCurriculum, PresenceAnnealing, SavesNoise
         for key in LOSS_KEYS:
             self.trackers[key].update_state(terms[key])
         self.trackers["num_objects"].update_state(tf.cast(y_pred["num_objects"], tf.float32))
+        present = y_pred["z_pres"] > 0.5  # [B, T, K]
+        self.trackers["num_objects_first"].update_state(tf.reduce_sum(tf.cast(present[:, 0], tf.float32), -1))
+        new = tf.logical_and(y_pred["is_new"][:, 1:], present[:, 1:])  # [B, T - 1, K]
+        self.trackers["num_new_later"].update_state(tf.reduce_sum(tf.cast(new, tf.float32), axis=-1))
         return loss_for_replica(tf.reduce_mean(terms["loss"]))
 
     def compute_metrics(self, x, y, y_pred, sample_weight=None):

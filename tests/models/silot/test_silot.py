@@ -224,6 +224,10 @@ def test_loss_terms_against_numpy(pres_kl):
     model.compute_loss(VIDEOS, None, dict(out, z_pres=tf.constant(z_pres), is_new=tf.constant(is_new)))
     assert model.trackers["num_objects_first"].result().numpy() == pytest.approx(2 / B)
     assert model.trackers["num_new_later"].result().numpy() == pytest.approx(1 / (B * (T - 1)))
+    for tracker in model.trackers.values():  # one-frame videos (the curriculum's first stage may have one)
+        tracker.reset_state()
+    model.compute_loss(VIDEOS[:, :1], None, model(VIDEOS[:, :1], training=True))
+    assert model.trackers["num_new_later"].result().numpy() == 0.0
 
 
 def test_discovery_dropout_drops_whole_frames_in_training_only():

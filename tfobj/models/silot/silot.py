@@ -469,8 +469,10 @@ class SILOT(EvaluatesGroundTruth, VideoCurriculum, PresenceAnnealing, SavesNoise
         self.trackers["num_objects"].update_state(tf.cast(y_pred["num_objects"], tf.float32))
         present = y_pred["z_pres"] > 0.5  # [B, T, K]
         self.trackers["num_objects_first"].update_state(tf.reduce_sum(tf.cast(present[:, 0], tf.float32), -1))
-        new = tf.logical_and(y_pred["is_new"][:, 1:], present[:, 1:])  # [B, T - 1, K]
-        self.trackers["num_new_later"].update_state(tf.reduce_sum(tf.cast(new, tf.float32), axis=-1))
+        new = tf.reduce_sum(tf.cast(tf.logical_and(y_pred["is_new"][:, 1:], present[:, 1:]), tf.float32), [1, 2])
+        later = tf.cast(tf.shape(present)[1] - 1, tf.float32)  # 0 on one-frame videos: weight 0, no NaN
+        self.trackers["num_new_later"].update_state(new / tf.maximum(later, 1.0),
+                                                    sample_weight=tf.fill(tf.shape(new), tf.minimum(later, 1.0)))
         return loss_for_replica(tf.reduce_mean(terms["loss"]))
 
     def compute_metrics(self, x, y, y_pred, sample_weight=None):

@@ -418,6 +418,29 @@ def test_initial_biases_set_the_first_boxes_size_and_propagated_presence():
         dataclasses.replace(TINY, discovery_size_init=48.0)
 
 
+@pytest.mark.parametrize("what_update", ["gated", "additive"])
+def test_propagation_identity_init_carries_objects_unchanged_at_first(what_update):
+    config = dataclasses.replace(TINY, propagation_identity_init=0.05, what_update=what_update)
+    out = {key: value.numpy() for key, value in SILOT(config, seed=1)(VIDEOS3).items()}  # posterior means
+    for t in (1, 2):
+        np.testing.assert_array_equal(out["prop_where_mean"][:, t], 0.0)  # no move, no resize
+        np.testing.assert_allclose(out["prop_where_std"][:, t], 0.05, rtol=1e-5)
+        previous = out["z_what"][:, t - 1]  # [B, K, A]: slot k of frame t - 1 is propagated into slot k
+        if what_update == "gated":  # mean - previous = (f - 1)·previous with f = sigm(4 + 1)·0.9999
+            f = 0.9999 / (1.0 + np.exp(-5.0))
+            np.testing.assert_allclose(out["prop_what_mean"][:, t], (f - 1.0) * previous, rtol=1e-4, atol=1e-6)
+            np.testing.assert_allclose(out["prop_what_std"][:, t], 2 * (1 - f) * 0.05, rtol=1e-3)
+        else:
+            np.testing.assert_array_equal(out["prop_what_mean"][:, t], 0.0)
+            np.testing.assert_allclose(out["prop_what_std"][:, t], 0.05, rtol=1e-5)
+    default = {key: value.numpy() for key, value in SILOT(TINY, seed=1)(VIDEOS3).items()}
+    assert np.abs(default["prop_where_mean"][:, 1:]).min() > 0  # Keras' initial weights move every object
+    with pytest.raises(ValueError, match="cannot be combined with propagation_where_std_at_prior"):
+        dataclasses.replace(TINY, propagation_identity_init=0.05, propagation_where_std_at_prior=True)
+    with pytest.raises(ValueError, match=r"propagation_identity_init must be None or a standard deviation in \(0, 2\)"):
+        dataclasses.replace(TINY, propagation_identity_init=2.0)
+
+
 def test_bad_config_values():
     with pytest.raises(ValueError, match="lambda = 0.25 only"):
         dataclasses.replace(TINY, renderer="original", render_temperature=0.5)

@@ -194,6 +194,19 @@ class SILOT(EvaluatesGroundTruth, VideoCurriculum, PresenceAnnealing, SavesNoise
             stds = [c.propagation_prior_yx[1]] * 2 + [c.propagation_prior_hw[1]] * 2
             raw = tf.concat([tf.cast(where[:4], tf.float32), logit(tf.constant(stds) / 2.0)], 0)
             where.assign(tf.cast(raw, where.dtype))
+        if c.propagation_identity_init is not None:  # near-identity: last layers' outputs = their biases
+            raw_std = float(logit(tf.constant(c.propagation_identity_init / 2.0)))  # std = 2·sigm(raw)
+            a = c.num_what
+            nets = {self.propagation.where_net: [0.0] * 4 + [raw_std] * 4}  # y, x, h, w means; their stds
+            if c.what_update == "gated":  # what_net: temporal mean, std, gates f, i, t; what_input_net: mean, std
+                nets[self.propagation.what_net] = [0.0] * a + [raw_std] * a + [4.0] * (3 * a)
+                nets[self.propagation.what_input_net] = [0.0] * a + [raw_std] * a
+            else:
+                nets[self.propagation.what_net] = [0.0] * a + [raw_std] * a
+            for net, bias in nets.items():
+                layer = net.dense_layers[-1]
+                layer.kernel.assign(tf.zeros_like(layer.kernel))
+                layer.bias.assign(tf.cast(tf.constant(bias), layer.bias.dtype))
         pres = self.propagation.pres_net.dense_layers[-1].bias  # [1]
         pres.assign(tf.fill(tf.shape(pres), tf.cast(c.propagation_pres_init, pres.dtype)))
 

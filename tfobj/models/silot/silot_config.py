@@ -124,6 +124,13 @@ class SILOTConfig:
     # where KL is near 0 at first. False (Keras' zero bias): they start at 2·sigm(0) = 1, a KL of about 15 nats per
     # object and frame that the training wheels keep for their 1,000 steps.
     propagation_where_std_at_prior: bool = False
+    # A float s: the posterior propagation starts near the identity. Its where and what nets' last layers start with
+    # zero weights, so their outputs are their biases: where and what updates of mean 0 and standard deviation s,
+    # and the what gates' logits at +4 (f, i, t = sigm(5) ≈ 0.99: the previous what kept, 1 % of the new means). At
+    # Keras' initial weights an untrained cell moves an object by about an anchor and redraws its what with std 1
+    # in each frame; the reconstruction of later frames then pushes every presence down, through the propagated
+    # z_pres = o^pres·factor also frame 0's (docs/silot.md, "Results"). None: Keras' initial weights.
+    propagation_identity_init: float | None = None
 
     # --- Curriculum and early stopping (E.1; Table 1) ---
     curriculum_start_frames: int = 2  # training starts on the first 2 frames of each video ...
@@ -158,6 +165,13 @@ class SILOTConfig:
         if self.discovery_size_init is not None and not 0.0 < self.discovery_size_init < min(self.anchor_size):
             raise ValueError("discovery_size_init must be None or a size in pixels in (0, anchor) = (0, "
                              f"{min(self.anchor_size)}); got {self.discovery_size_init}")
+        if self.propagation_identity_init is not None:
+            if not 0.0 < self.propagation_identity_init < 2.0:
+                raise ValueError("propagation_identity_init must be None or a standard deviation in (0, 2) (the range "
+                                 f"of 2·sigm); got {self.propagation_identity_init}")
+            if self.propagation_where_std_at_prior:
+                raise ValueError("propagation_identity_init sets p_where's standard deviations itself; it cannot be "
+                                 "combined with propagation_where_std_at_prior = True")
         if not self.stop_lr_divisor >= 1.0:
             raise ValueError(f"stop_lr_divisor must be >= 1; got {self.stop_lr_divisor}")
         check_choices(self)

@@ -126,7 +126,7 @@ class SILOTConfig:
     propagation_where_std_at_prior: bool = False
     # A float s: the posterior propagation starts near the identity. Its where and what nets' last layers start with
     # zero weights, so their outputs are their biases: where and what updates of mean 0 and standard deviation s,
-    # and the what gates' logits at +4 (f, i, t = sigm(5) ≈ 0.99: the previous what kept, 1 % of the new means). At
+    # and the what gates' logits at +4 (f, i, t = sigm(5) ≈ 0.993: the previous what kept, 0.7 % of the new means). At
     # Keras' initial weights an untrained cell moves an object by about an anchor and redraws its what with std 1
     # in each frame; the reconstruction of later frames then pushes every presence down, through the propagated
     # z_pres = o^pres·factor also frame 0's (docs/silot.md, "Results"). None: Keras' initial weights.

@@ -223,3 +223,13 @@ def test_unrolled_cell_loop_equals_the_graph_loop(model):
         np.testing.assert_allclose(out_a[key].numpy(), out_b[key].numpy(), rtol=1e-5, atol=1e-6, err_msg=key)
     for a, b in zip(grads_a, grads_b):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5 * max(1.0, np.abs(b).max()))
+
+
+def test_positive_std_inverse_round_trips():
+    """positive_std(positive_std_inverse(s)) = s, and the inverse is logit(s / 2) computed in numpy."""
+    from tfobj.models.spair.spair_layers import positive_std, positive_std_inverse
+
+    stds = np.array([0.01, 0.05, 0.5, 1.0, 1.9], np.float32)
+    raw = positive_std_inverse(stds).numpy()
+    np.testing.assert_allclose(raw, np.log(stds / 2) - np.log1p(-stds / 2), rtol=1e-5)
+    np.testing.assert_allclose(positive_std(raw).numpy(), stds, rtol=1e-5)

@@ -16,7 +16,7 @@ from tfobj.models.silot.silot_cells import DiscoveryModule, PropagationCell
 from tfobj.models.silot.silot_config import SILOTConfig
 from tfobj.models.silot.silot_math import logit, normal_kl, propagation_kl, select_objects, static_propagation_prior
 from tfobj.models.spair.count_prior import count_prior_kl
-from tfobj.models.spair.spair_layers import LOGIT_CLIP, ObjectDecoder
+from tfobj.models.spair.spair_layers import LOGIT_CLIP, ObjectDecoder, positive_std_inverse
 from tfobj.rendering.render_sprites import render_sprites, render_sprites_softmax
 from tfobj.training.curriculum import VideoCurriculum
 from tfobj.training.evaluation import EvaluatesGroundTruth, tracking_scores
@@ -189,13 +189,13 @@ class SILOT(EvaluatesGroundTruth, VideoCurriculum, PresenceAnnealing, SavesNoise
             size = [c.discovery_size_init / a for a in c.anchor_size]
             value = tf.tensor_scatter_nd_update(tf.cast(where, tf.float32), [[2], [3]], logit(tf.constant(size)))
             where.assign(tf.cast(value, where.dtype))
-        if c.propagation_where_std_at_prior:  # std = 2·sigm(raw) (positive_std) equal to the prior's
+        if c.propagation_where_std_at_prior:  # positive_std(raw) equal to the prior's std
             where = self.propagation.where_net.dense_layers[-1].bias  # [8]: y, x, h, w means, then their raw stds
             stds = [c.propagation_prior_yx[1]] * 2 + [c.propagation_prior_hw[1]] * 2
-            raw = tf.concat([tf.cast(where[:4], tf.float32), logit(tf.constant(stds) / 2.0)], 0)
+            raw = tf.concat([tf.cast(where[:4], tf.float32), positive_std_inverse(stds)], 0)
             where.assign(tf.cast(raw, where.dtype))
         if c.propagation_identity_init is not None:  # near-identity: last layers' outputs = their biases
-            raw_std = float(logit(tf.constant(c.propagation_identity_init / 2.0)))  # std = 2·sigm(raw)
+            raw_std = float(positive_std_inverse(c.propagation_identity_init))
             a = c.num_what
             nets = {self.propagation.where_net: [0.0] * 4 + [raw_std] * 4}  # y, x, h, w means; their stds
             if c.what_update == "gated":  # what_net: temporal mean, std, gates f, i, t; what_input_net: mean, std

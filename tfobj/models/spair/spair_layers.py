@@ -22,6 +22,12 @@ def positive_std(raw):
     return 2.0 * tf.sigmoid(tf.clip_by_value(raw, -LOGIT_CLIP, LOGIT_CLIP))
 
 
+def positive_std_inverse(std):
+    """The raw value whose `positive_std` is `std` (in (0, 2)): logit(std / 2), e.g. for an initial bias."""
+    p = tf.convert_to_tensor(std, tf.float32) / 2.0
+    return tf.math.log(p) - tf.math.log1p(-p)
+
+
 def training_wheels(x, wheels):
     """`wheels·stop_gradient(x) + (1 − wheels)·x`: value unchanged, gradient scaled by 1 − wheels."""
     return wheels * tf.stop_gradient(x) + (1.0 - wheels) * x

@@ -2,8 +2,10 @@
 
 The references share no code with the implementation: NMS and top-K by brute force over every pixel's clipped
 window and a python sort; bilinear sampling and the Gaussian splat by loops over pixels; eqs. 7-8 transcribed
-in plain python; the original code's `get_cluster_ratio` transcribed in numpy; the sample counts by the rule
-"floor, remainder to the last"; the GMM samples by their moments, with tolerances from their standard errors.
+in plain python; the original code's `get_cluster_ratio` transcribed in numpy; the original's sample counts by
+the rule "floor, remainder to the last", the systematic ones by a python loop over the offset's points and their
+mean over a grid of offsets (exactly π·N); the GMM samples by their moments, with tolerances from their standard
+errors.
 """
 import math
 
@@ -13,7 +15,7 @@ import tensorflow as tf
 
 from tfobj.models.tusk.tusk_math import (assign_prototypes, gaussian_splat, local_maxima, mixing_ratios,
                                          sample_counts, sample_points, sample_prototypes, select_peaks,
-                                         upsample_bilinear)
+                                         systematic_counts, upsample_bilinear)
 
 H, W = 11, 14  # not square, to catch a row/col swap
 
@@ -398,6 +400,69 @@ def test_sample_counts_errors():
         sample_counts([1.5, -0.5], 10)
     with pytest.raises(ValueError, match="num_samples must be a python int >= 1"):
         sample_counts([1.0], 0)
+
+
+def systematic_rule(ratios, num_samples, offset):
+    """Python: the points offset, offset + 1, ... (< N) in units of N·π; each goes to the prototype whose
+    cumulative interval [C_{m-1}, C_m) holds it."""
+    cumulative = np.cumsum(np.asarray(ratios, np.float64)) * num_samples
+    counts = [0] * len(cumulative)
+    for k in range(num_samples):
+        point = offset + k
+        owner = next((m for m, end in enumerate(cumulative) if point < end), len(cumulative) - 1)
+        counts[owner] += 1
+    return counts
+
+
+@pytest.mark.parametrize("num_prototypes, num_samples", [(1, 5), (3, 8), (10, 144), (114, 48), (114, 456)])
+def test_systematic_counts_follow_the_rule(num_prototypes, num_samples):
+    rng = np.random.default_rng(num_prototypes + num_samples)
+    for _ in range(4):
+        ratios = rng.dirichlet(np.full(num_prototypes, 0.5))
+        for offset in (0.0, 0.37, 0.999):
+            got = systematic_counts(ratios, num_samples, offset).numpy()
+            np.testing.assert_array_equal(got, systematic_rule(ratios, num_samples, offset))
+            assert got.sum() == num_samples and got.min() >= 0
+            assert np.all(np.abs(got - ratios * num_samples) < 1 + 1e-9)  # floor or ceil of π·N
+
+
+def test_systematic_counts_are_unbiased():
+    """E_u[count_m] = π_m·N for u ~ U[0, 1): the mean over a fine grid of offsets equals it within 1/grid,
+    while the original's floor rule gives the last prototype the lost fractions."""
+    ratios = np.random.default_rng(4).dirichlet(np.ones(7))
+    grid = np.arange(1000) / 1000
+    mean = np.mean([systematic_counts(ratios, 5, u).numpy() for u in grid], axis=0)
+    np.testing.assert_allclose(mean, ratios * 5, atol=1.5e-3)
+    floor = sample_counts(ratios, 5).numpy()
+    assert floor[-1] > ratios[-1] * 5 + 1  # the original's rule: the last prototype collects what the floors lose
+
+
+def test_fewer_samples_than_prototypes_spread_over_the_prototypes():
+    """The quick Tetrominoes case (N = 48 descriptors, M = 114 prototypes, π near uniform): the original's rule
+    gives every sample to the last prototype (the collapse measured in docs/tusk.md), the systematic rule one
+    sample each to 48 prototypes, different ones for different offsets."""
+    ratios = np.full(114, 1 / 114)
+    np.testing.assert_array_equal(sample_counts(ratios, 48).numpy(), [0] * 113 + [48])
+    first = systematic_counts(ratios, 48, 0.2).numpy()
+    second = systematic_counts(ratios, 48, 0.7).numpy()
+    assert first.max() == 1 and first.sum() == 48 and second.max() == 1
+    assert not np.array_equal(first, second)
+    prototypes = unit(np.random.default_rng(2).normal(size=(114, 8))).astype(np.float32)
+    samples = sample_prototypes(prototypes, ratios.astype(np.float32), 48, seed=3, variance=1e-8).numpy()
+    nearest = np.argmax(samples @ prototypes.T, axis=1)
+    assert len(set(nearest.tolist())) == 48
+    original = sample_prototypes(prototypes, ratios.astype(np.float32), 48, seed=3, variance=1e-8,
+                                 allocation="original").numpy()
+    assert set(np.argmax(original @ prototypes.T, axis=1).tolist()) == {113}
+
+
+def test_systematic_counts_errors():
+    with pytest.raises(ValueError, match="offset must be in \\[0, 1\\)"):
+        systematic_counts([0.5, 0.5], 4, 1.0)
+    with pytest.raises(ValueError, match="ratios must sum to 1"):
+        systematic_counts([0.5, 0.4], 4, 0.5)
+    with pytest.raises(ValueError, match="allocation must be one of"):
+        sample_prototypes(np.eye(2, dtype=np.float32), [0.5, 0.5], 4, seed=0, allocation="floor")
 
 
 def test_gmm_samples_have_the_prototypes_moments():

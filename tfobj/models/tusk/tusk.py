@@ -315,7 +315,7 @@ class TUSK(EvaluatesGroundTruth, keras.Model):
         ratios = mixing_ratios(points, prototypes, labels, c.mixing_exploration, c.mixing_variance_about)  # [M]
         seeds = tf.random.experimental.stateless_split(_stateless_seed(seed), 2)  # [2, 2]
         samples = sample_prototypes(prototypes, tf.stop_gradient(ratios), count, seeds[0], c.gmm_variance,
-                                    c.normalize_samples)  # [N, F]
+                                    c.normalize_samples, c.sample_allocation)  # [N, F]
         projections = random_projections(c.num_projections, c.feature_channels, seeds[1])  # [P, F]
         return {"loss": sliced_wasserstein(samples, points, projections), "ratios": ratios, "labels": labels,
                 "samples": samples, "projections": projections, "points": points}

@@ -81,6 +81,8 @@ class TUSKConfig:
     mixing_exploration: float = 0.0  # added to every α_m: eq. 7 has none; original 0.01
     mixing_variance_about: Literal["mean", "prototype"] = "mean"  # σ_m about D_m's mean (seed); original "prototype"
     normalize_samples: bool = False  # project GMM samples onto the unit sphere: eq. 6 does not; original True
+    sample_allocation: Literal["systematic", "original"] = "systematic"  # Table 7's π_m × N samples per prototype,
+    # rounded without bias (seed); original: floor(π_m N), the remainder to the last prototype (get_sampled_prototypes)
     prototype_descriptors: Literal["updated", "feature_step"] = "updated"  # descriptors of the prototype step:
     # "updated" = the encoder after this step's update (original: a new forward pass); "feature_step" = those of
     # the feature step's forward pass (one encoder pass fewer; Table 7 is silent on which)

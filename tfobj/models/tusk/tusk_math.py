@@ -27,6 +27,9 @@ original an option, named in each function's docstring:
   (default). See the function's docstring.
 * `sample_prototypes(..., normalize=True)`: the original projects every GMM sample back onto the unit sphere;
   eq. (6) and Table 7 do not (default False).
+* `sample_prototypes(..., allocation="original")`: the original gives prototype m floor(π_m N) samples and the
+  last prototype the remainder (`sample_counts`); Table 7's "π_m × N samples" rounded without bias is the
+  default (`systematic_counts`).
 
 Dtypes: float16/bfloat16 inputs are computed in float32; float64 inputs stay float64 (for references).
 """
@@ -48,11 +51,13 @@ __all__ = [
     "sample_points",
     "sample_prototypes",
     "select_peaks",
+    "systematic_counts",
     "upsample_bilinear",
 ]
 
 SAMPLING_METHODS = ("bilinear", "truncate")
 VARIANCE_CENTRES = ("mean", "prototype")
+SAMPLE_ALLOCATIONS = ("systematic", "original")
 
 
 # === Peaks: NMS and top-K (Table 9, "NMS", "Top-K") ==============================================================
@@ -372,12 +377,17 @@ def mixing_ratios(descriptors, prototypes, labels, exploration=0.0, variance_abo
 
 
 def sample_counts(ratios, num_samples: int) -> tf.Tensor:
-    """How many GMM samples each prototype gets (Table 7 step 2, as the original `get_sampled_prototypes`).
+    """How many GMM samples each prototype gets by the original code's rule (`get_sampled_prototypes`).
 
     count_m = floor(π_m · N) for m < M − 1, and the last prototype takes the remainder N − Σ_{m<M−1} count_m,
     so the counts sum to N exactly. The floors are taken in float64. (Should float rounding of π make the
     floors of the first prototypes add up to more than N, they are cut back in order so that none is
     negative; for π summing to 1 this does not happen in practice.) Not differentiable.
+
+    The rule is biased towards the last prototype: every floor loses up to one sample and the last one
+    collects them all. When N < M and π is near uniform (every π_m · N < 1), the last prototype gets all N
+    samples and the sliced Wasserstein loss moves it alone (the collapse docs/tusk.md measured). Table 7's
+    "π_m × N samples" rounded without that bias is `systematic_counts`, the default of `sample_prototypes`.
 
     Args:
         ratios: float `[M]` π, non-negative, summing to 1 (e.g. `mixing_ratios`).
@@ -392,6 +402,59 @@ def sample_counts(ratios, num_samples: int) -> tf.Tensor:
             or (when its values are known) has a negative entry or does not sum to 1 within 1e-3.
     """
     num_samples = positive_count("num_samples", num_samples)
+    ratios = _checked_ratios(ratios)
+    floors = tf.cast(tf.floor(tf.cast(ratios, tf.float64) * tf.cast(num_samples, tf.float64)), tf.int32)  # [M]
+    ends = tf.minimum(tf.cumsum(floors), num_samples)  # [M], where each prototype's block ends
+    return _counts_from_ends(ends, num_samples)
+
+
+def systematic_counts(ratios, num_samples: int, offset) -> tf.Tensor:
+    """Table 7's "π_m × N samples" of each prototype, rounded without bias (systematic sampling).
+
+    With C_m = N · Σ_{j<=m} π_j (C_0 = 0) and one offset u in [0, 1), the N points u, u + 1, …, u + N − 1
+    go to the prototype whose interval [C_{m−1}, C_m) holds them:
+
+        count_m = ceil(C_m − u) − ceil(C_{m−1} − u),
+
+    so every count_m is floor(π_m N) or ceil(π_m N), the counts sum to N, and for u ~ U[0, 1) the expected
+    count is exactly π_m N (E ceil(a − u) = a). It is the standard low-variance way to draw N samples of a
+    mixture with weights π (eq. 6): as N independent draws of the component would, in expectation, but
+    without their spread. Unlike the original's floor rule (`sample_counts`), no prototype is favoured: with
+    N < M and uniform π, the N samples go to N prototypes spread along [0, M) by u. Not differentiable.
+
+    Args:
+        ratios: float `[M]` π, non-negative, summing to 1.
+        num_samples: N >= 1, a python int or a scalar integer tensor.
+        offset: u, a python float or scalar tensor in [0, 1) (`sample_prototypes` draws it from its seed).
+
+    Returns:
+        int32 `[M]`, non-negative, summing to N, each within 1 of π_m N.
+
+    Raises:
+        ValueError: as `sample_counts`, and if `offset` is known and outside [0, 1).
+    """
+    num_samples = positive_count("num_samples", num_samples)
+    ratios = _checked_ratios(ratios)
+    offset = tf.cast(offset, tf.float64)
+    static = tf.get_static_value(offset)
+    if static is not None and not 0 <= float(static) < 1:
+        raise ValueError(f"offset must be in [0, 1); got {float(static)!r}")
+    if offset.shape.rank != 0:
+        raise ValueError(f"offset must be a scalar; got shape {offset.shape}")
+    cumulative = tf.cumsum(tf.cast(ratios, tf.float64)) * tf.cast(num_samples, tf.float64)  # [M], C_m
+    ends = tf.clip_by_value(tf.cast(tf.math.ceil(cumulative - offset), tf.int32), 0, num_samples)  # [M]
+    return _counts_from_ends(ends, num_samples)
+
+
+def _counts_from_ends(ends, num_samples) -> tf.Tensor:
+    """Counts of M consecutive blocks from their ends `[M]` (non-decreasing, <= N); the last block ends at N."""
+    ends = tf.concat([ends[:-1], tf.reshape(num_samples, [1])], axis=0)  # the last block ends at N: the remainder
+    starts = tf.concat([[0], ends[:-1]], axis=0)  # [M]
+    return ends - starts  # [M]
+
+
+def _checked_ratios(ratios) -> tf.Tensor:
+    """`ratios` as a float `[M]` tensor, M >= 1, non-negative and summing to 1 when known."""
     ratios = _as_float("ratios", ratios, 1, "[M]")
     if ratios.shape[0] == 0:
         raise ValueError("ratios must hold at least one prototype (M >= 1); got shape [0]")
@@ -405,24 +468,22 @@ def sample_counts(ratios, num_samples: int) -> tf.Tensor:
         check = tf.debugging.assert_non_negative(ratios, message="ratios must be non-negative")
         with tf.control_dependencies([check]):
             ratios = tf.identity(ratios)
-    floors = tf.cast(tf.floor(tf.cast(ratios, tf.float64) * tf.cast(num_samples, tf.float64)), tf.int32)  # [M]
-    ends = tf.minimum(tf.cumsum(floors), num_samples)  # [M], where each prototype's block ends
-    ends = tf.concat([ends[:-1], tf.reshape(num_samples, [1])], axis=0)  # the last block ends at N: the remainder
-    starts = tf.concat([[0], ends[:-1]], axis=0)  # [M]
-    return ends - starts  # [M]
+    return ratios
 
 
-def sample_prototypes(prototypes, ratios, num_samples: int, seed, variance=4e-4, normalize: bool = False
-                      ) -> tf.Tensor:
+def sample_prototypes(prototypes, ratios, num_samples: int, seed, variance=4e-4, normalize: bool = False,
+                      allocation: str = "systematic") -> tf.Tensor:
     """N samples of the prototype GMM, Σ_m π_m N(p_m, variance·I) (appendix A.2, eq. 6; Table 7 step 2).
 
-    Prototype m contributes exactly `sample_counts(ratios, N)[m]` samples p_m + ε, ε ~ N(0, variance·I) (the
-    original's stratified rule, not N independent draws of the mixture component). The rows are grouped by
-    prototype, in prototype order: rows [Σ_{m'<m} count_m', Σ_{m'<=m} count_m') belong to p_m (the order does
-    not matter to the sliced Wasserstein loss). `normalize=True` projects each sample onto the unit sphere as
-    the original code does (ubc-vision/TUSK `models/loss.py`, `get_sampled_prototypes`); eq. 6 does not
-    (default False). Gradients flow into `prototypes` (each sample is its prototype plus noise), not into
-    `ratios`.
+    Prototype m contributes count_m samples p_m + ε, ε ~ N(0, variance·I), as Table 7 ("append π_m × N
+    samples"): with `allocation="systematic"` (default) count_m is π_m N rounded without bias
+    (`systematic_counts`, its offset drawn from `seed`); with `allocation="original"` the original code's
+    floor rule, the remainder to the last prototype (`sample_counts`; it gives every sample to the last
+    prototype when all π_m N < 1). The rows are grouped by prototype, in prototype order: rows
+    [Σ_{m'<m} count_m', Σ_{m'<=m} count_m') belong to p_m (the order does not matter to the sliced Wasserstein
+    loss). `normalize=True` projects each sample onto the unit sphere as the original code does
+    (ubc-vision/TUSK `models/loss.py`, `get_sampled_prototypes`); eq. 6 does not (default False). Gradients
+    flow into `prototypes` (each sample is its prototype plus noise), not into `ratios`.
 
     Args:
         prototypes: float `[M, d]` (TUSK: the unit prototypes).
@@ -432,22 +493,32 @@ def sample_prototypes(prototypes, ratios, num_samples: int, seed, variance=4e-4,
             stateless RNG: the same samples for the same seed, eagerly and in a `tf.function`.
         variance: Σ's diagonal, > 0 (Table 10: 4e-4 for every dataset, the original's noise std 1/50).
         normalize: project the samples onto the unit sphere (original code).
+        allocation: `"systematic"` or `"original"`, how the N samples are shared among the prototypes.
 
     Returns:
         `[N, d]` samples, float32 (float64 for float64 prototypes).
 
     Raises:
         ValueError: for the cases of `sample_counts`, if `prototypes` is not a float `[M, d]` tensor with the M
-            of `ratios`, `variance` is not positive, or `seed` is not an int or an integer `[]`/`[2]` tensor.
+            of `ratios`, `variance` is not positive, `seed` is not an int or an integer `[]`/`[2]` tensor, or
+            `allocation` is unknown.
     """
+    if allocation not in SAMPLE_ALLOCATIONS:
+        raise ValueError(f"allocation must be one of {SAMPLE_ALLOCATIONS}; got {allocation!r}")
     prototypes = _as_float("prototypes", prototypes, 2, "[M, d]")
-    counts = sample_counts(ratios, num_samples)  # [M]
+    seed = _stateless_seed(seed)
+    if allocation == "systematic":
+        # The offset from a seed derived from `seed`: the noise below keeps `seed` itself.
+        offset = tf.random.stateless_uniform([], seed=tf.random.experimental.stateless_fold_in(seed, 1),
+                                             dtype=tf.float64)
+        counts = systematic_counts(ratios, num_samples, offset)  # [M]
+    else:
+        counts = sample_counts(ratios, num_samples)  # [M]
     if prototypes.shape[0] is not None and counts.shape[0] is not None and prototypes.shape[0] != counts.shape[0]:
         raise ValueError(
             f"prototypes and ratios must have the same M; got prototypes {prototypes.shape} and ratios "
             f"{tf.convert_to_tensor(ratios).shape}"
         )
-    seed = _stateless_seed(seed)
     dtype = tf.float64 if prototypes.dtype == tf.float64 else tf.float32
     prototypes = tf.cast(prototypes, dtype)
     variance = _positive_scalar("variance", variance, dtype)

@@ -459,6 +459,8 @@ def test_fewer_samples_than_prototypes_spread_over_the_prototypes():
 def test_systematic_counts_errors():
     with pytest.raises(ValueError, match="offset must be in \\[0, 1\\)"):
         systematic_counts([0.5, 0.5], 4, 1.0)
+    with pytest.raises(ValueError, match="offset must be a scalar"):
+        systematic_counts([0.5, 0.5], 4, [0.1, 0.2])
     with pytest.raises(ValueError, match="ratios must sum to 1"):
         systematic_counts([0.5, 0.4], 4, 0.5)
     with pytest.raises(ValueError, match="allocation must be one of"):

@@ -436,11 +436,11 @@ def systematic_counts(ratios, num_samples: int, offset) -> tf.Tensor:
     num_samples = positive_count("num_samples", num_samples)
     ratios = _checked_ratios(ratios)
     offset = tf.cast(offset, tf.float64)
+    if offset.shape.rank != 0:
+        raise ValueError(f"offset must be a scalar in [0, 1); got shape {offset.shape}")
     static = tf.get_static_value(offset)
     if static is not None and not 0 <= float(static) < 1:
         raise ValueError(f"offset must be in [0, 1); got {float(static)!r}")
-    if offset.shape.rank != 0:
-        raise ValueError(f"offset must be a scalar; got shape {offset.shape}")
     cumulative = tf.cumsum(tf.cast(ratios, tf.float64)) * tf.cast(num_samples, tf.float64)  # [M], C_m
     ends = tf.clip_by_value(tf.cast(tf.math.ceil(cumulative - offset), tf.int32), 0, num_samples)  # [M]
     return _counts_from_ends(ends, num_samples)

@@ -7,7 +7,9 @@ deviation over training seeds, beside the published numbers.
     python reproduce/lavae_table1.py --only multi_mnist_1k --set repeats=1
 
 Writes <out>/lavae_table1.md, <out>/results.json (resolved config, command, git commit, versions, wall time, every
-run's metrics) and one PNG per data set and model (test images | reconstructions, true and inferred boxes).
+run's metrics), one PNG per data set and model (test images | reconstructions, true and inferred boxes) and, from
+seed 0, the paper's qualitative figures (`tfobj.figures.plot_lavae_figures`: <data set>_lavae_inference.png,
+_samples.png, _fixed_count.png, _disentanglement.png; <data set>_beta_vae_samples.png).
 Published numbers: reproduce/published.toml [lavae_table1.*]; docs/lavae.md and docs/reproducing.md.
 """
 from __future__ import annotations
@@ -116,6 +118,8 @@ def main(argv=None) -> dict:
                     figures.plot_detections(examples["images"], examples["true_boxes"], examples["pred_boxes"],
                                             args.out / f"{dataset}_{model}.png",
                                             title=f"{dataset}, {model} ({result['setting']}), test")
+                    figures.plot_lavae_figures(examples, args.out, f"{dataset}_{model}",
+                                               f"{dataset}, {model} ({result['setting']})")
                 runs[dataset].setdefault(model, []).append(result)
     header = (f"# LAVAE Table 1 ({args.mode} mode, {config.repeats} seed(s))\n"
               + cli.quick_header(args.mode, config, full))

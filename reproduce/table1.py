@@ -5,7 +5,8 @@
     python reproduce/table1.py --only conncomp_detection --set conncomp_detection.data.num_test_images=200
 
 Writes <out>/table1.md, <out>/results.json (resolved config, command, git commit, package versions,
-wall time in all and per row, every metric) and one PNG per row of test images with true and predicted boxes.
+wall time in all and per row, every metric), one PNG per row of test images with true and predicted boxes, and
+the figures some rows add (SILOT's objects, TUSK's keypoints and prototypes, LAVAE's Figures 1-3 and 9, the β-VAE's samples).
 Published numbers come from reproduce/published.toml (with their sources); see docs/reproducing.md.
 A row is one entry in ROWS (its experiment config and run function), its [quick] cuts in
 configs/table1.toml and its published numbers in reproduce/published.toml.
@@ -103,6 +104,7 @@ def main(argv=None) -> dict:
             figures.plot_detections(examples["images"], examples["true_boxes"], examples["pred_boxes"],
                                     args.out / f"{name}.png", title=title)
             figures.plot_tusk_figures(examples, args.out, name, title)  # TUSK's keypoints and prototypes
+            figures.plot_lavae_figures(examples, args.out, name, title)  # LAVAE's Figures 1-3, 9; the β-VAE's samples
         results[name] = result
 
     header = f"# tfobj table 1 ({args.mode} mode)\n" + cli.quick_header(args.mode, config, full, only=args.only)

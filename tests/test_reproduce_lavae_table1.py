@@ -99,6 +99,8 @@ def test_tiny_run_writes_table_results_and_figures(script, tmp_path, monkeypatch
     assert set(runs["beta_vae"][1]["metrics"]) == {"nll", "nll_7"}
     assert (out / "multi_dsprites_lavae.png").stat().st_size > 1000
     assert (out / "multi_dsprites_beta_vae.png").stat().st_size > 1000
+    for figure in ("lavae_inference", "lavae_samples", "lavae_fixed_count", "beta_vae_samples"):  # seed 0's
+        assert (out / f"multi_dsprites_{figure}.png").stat().st_size > 1000
 
 
 @pytest.mark.slow  # 2 tiny trainings (tests/experiments runs the same functions in the default suite)

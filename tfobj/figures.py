@@ -495,6 +495,113 @@ def plot_tusk_figures(examples: dict, directory: str | Path, name: str, title: s
                             tusk["prototype_counts"], title)]
 
 
+def _show(ax, image, label: str = "", size: int = 7):
+    """One image on `ax` without axes: `[H, W]` or `[H, W, 1]` in grey, `[H, W, 3]` in colour, clipped to [0, 1]."""
+    image = np.clip(np.asarray(image, np.float32), 0.0, 1.0)
+    if image.ndim == 3 and image.shape[-1] == 1:
+        image = image[..., 0]
+    ax.imshow(image, cmap="gray" if image.ndim == 2 else None, vmin=0.0, vmax=1.0, interpolation="nearest")
+    ax.set_xticks([])
+    ax.set_yticks([])
+    if label:
+        ax.set_title(label, fontsize=size)
+
+
+def _image_grid(images, path, title: str, labels=None, columns: int = 8) -> Path:
+    """`images` `[N, H, W, C]` as a grid of `columns`, each tile titled with `labels[i]` if given."""
+    plt = _pyplot()
+    rows = -(-len(images) // columns)
+    fig, axes = plt.subplots(rows, columns, figsize=(1.1 * columns + 0.3, 1.2 * rows + 0.8), squeeze=False,
+                             layout="constrained")
+    for ax in axes.flat:
+        ax.set_axis_off()
+    for i, (ax, image) in enumerate(zip(axes.flat, images)):
+        ax.set_axis_on()
+        _show(ax, image, "" if labels is None else str(labels[i]))
+    fig.suptitle(_wrapped(fig, [title]), fontsize=9)
+    return _save(fig, path)
+
+
+def plot_lavae_figures(examples: dict, directory: str | Path, name: str, title: str = "") -> list[Path]:
+    """LAVAE's qualitative figures from a run's examples (`tfobj.experiments.lavae`: `examples["lavae"]` =
+    `figure_examples(...)`, `examples["beta_vae"]` = the baseline's prior samples), as the paper's:
+
+    - `<name>_inference.png` (Figure 1; 5 for multi-dSprites): per test image, input, reconstruction, the inferred
+      locations (white on black) and the sprite each appearance latent generates;
+    - `<name>_samples.png` (Figure 2): images from the prior, with the learned p(n) (LAVAE) or z ~ N(0, I) (the
+      β-VAE), titled with n;
+    - `<name>_fixed_count.png` (Figure 9): images from LAVAE's prior with p(n) = 1/2 on 4 and on 5;
+    - `<name>_disentanglement.png` (Figure 3): a location traversal on a 7-object image, object swaps (original
+      reconstruction above, swapped below), appearance traversals along one latent dimension per row.
+
+    Returns the paths written (none if `examples` has neither key). Panels whose arrays are missing (no image
+    with two objects found, M < 5) are left out.
+    """
+    directory, written = Path(directory), []
+    if "beta_vae" in examples:
+        written.append(_image_grid(examples["beta_vae"]["prior"], directory / f"{name}_samples.png",
+                                   f"{title}: samples from the prior, z ~ N(0, I)"))
+    if "lavae" not in examples:
+        return written
+    lv = examples["lavae"]
+    plt = _pyplot()
+    from scipy import ndimage
+
+    images, counts = lv["images"], np.asarray(lv["num_objects"])
+    shown = max(1, min(int(counts.max(initial=0)), lv["sprites"].shape[1]))
+    fig, axes = plt.subplots(len(images), 3 + shown, figsize=(1.1 * (3 + shown) + 0.3, 1.2 * len(images) + 0.8),
+                             squeeze=False, layout="constrained")
+    for b, row in enumerate(axes):
+        top = b == 0
+        _show(row[0], images[b], "input" if top else "")
+        _show(row[1], lv["reconstructions"][b], "reconstruction" if top else "")
+        _show(row[2], ndimage.maximum_filter(lv["location_maps"][b], size=3), f"locations (n̂ = {counts[b]})")
+        for i, ax in enumerate(row[3:]):
+            if i < counts[b]:
+                _show(ax, lv["sprites"][b, i], f"sprite {i + 1}" if top else "")
+            else:
+                ax.set_axis_off()
+    fig.suptitle(_wrapped(fig, [title, "inference and reconstruction (posterior mode): input, reconstruction, "
+                                       "inferred locations (each pixel drawn 3 × 3), the sprite of each appearance "
+                                       "latent"]), fontsize=9)
+    written.append(_save(fig, directory / f"{name}_inference.png"))
+
+    written.append(_image_grid(lv["prior"], directory / f"{name}_samples.png",
+                               f"{title}: samples from the prior p(z_loc | n) p(z_app | n) p(n), p(n) learned; "
+                               f"n above each", labels=[f"n = {n}" for n in lv["prior_num_objects"]]))
+    if "fixed_count" in lv:
+        written.append(_image_grid(lv["fixed_count"], directory / f"{name}_fixed_count.png",
+                                   f"{title}: samples from the prior with p(n) = 1/2 on n = 4 and n = 5",
+                                   labels=[f"n = {n}" for n in lv["fixed_count_num_objects"]]))
+
+    rows = []  # (label, images)
+    if "location_traversal" in lv:
+        rows.append(("7-object test image; object 1's location moved along its row",
+                     [lv["location_traversal_image"]] + list(lv["location_traversal"])))
+    if "swap_original" in lv:
+        rows.append(("reconstructions", list(lv["swap_original"])))
+        rows.append(("objects swapped (z_loc sequence rotated by one)", list(lv["swap_swapped"])))
+    if "appearance_traversal" in lv:
+        values = lv["appearance_values"]
+        for d, traversal in zip(lv["appearance_dimensions"], lv["appearance_traversal"]):
+            rows.append((f"object 1's z_app[{d}] = {values[0]:g} … {values[-1]:g}", list(traversal)))
+    if rows:
+        columns = max(len(images) for _, images in rows)
+        fig = plt.figure(figsize=(1.1 * columns + 0.3, 1.4 * len(rows) + 0.8), layout="constrained")
+        for (label, images), panel in zip(rows, np.atleast_1d(fig.subfigures(len(rows), 1))):
+            axes = panel.subplots(1, columns, squeeze=False)[0]
+            for ax in axes:
+                ax.set_axis_off()
+            for ax, image in zip(axes, images):
+                ax.set_axis_on()
+                _show(ax, image)
+            panel.suptitle(label, fontsize=7, x=0.01, ha="left")
+        fig.suptitle(_wrapped(fig, [title, "disentanglement (posterior mode): location traversal, object swap, "
+                                           "appearance traversals"]), fontsize=9)
+        written.append(_save(fig, directory / f"{name}_disentanglement.png"))
+    return written
+
+
 def plot_curves(x, series: dict, path: str | Path, xlabel: str, ylabel: str, title: str = "",
                 limits: tuple[float, float] | None = None, spread_label: str = "") -> Path:
     """Saves a line plot of several series with error bars.

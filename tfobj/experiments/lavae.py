@@ -42,8 +42,8 @@ from tfobj.training.evaluation import Evaluation, reconstructions_with_points
 from tfobj.training.train_config import TrainConfig
 
 __all__ = ["BETA_VAE_TRAINING", "BetaVAEExperiment", "LAVAEExperiment", "LIKELIHOOD", "LIKELIHOOD_WITH_COUNTS",
-           "MultiObjectData", "NLL_SAMPLES", "VAL_SAMPLES", "likelihood_bound", "run_beta_vae", "run_lavae",
-           "sprite_boxes"]
+           "MultiObjectData", "NLL_SAMPLES", "VAL_SAMPLES", "figure_examples", "likelihood_bound", "run_beta_vae",
+           "run_lavae", "sprite_boxes"]
 
 log = logging.getLogger(__name__)
 
@@ -263,6 +263,109 @@ def _examples(model, test: dict, pred_boxes=None, count: int = 8) -> dict:
             "pred_boxes": pred[:count]}
 
 
+def figure_examples(model, test: dict, test7: dict, count: int = 4, steps: int = 7, samples: int = 16) -> dict:
+    """What LAVAE's qualitative figures show (the paper's Figures 1–3 and 9), computed from a trained `model` on the
+    test sets; `tfobj.figures.plot_lavae_figures` draws them. Posterior mode throughout (n̂, the n̂ most probable
+    locations, the posterior means); every image is a Bernoulli mean (`LAVAE.generate`).
+
+    - "inference" (Figure 1; 5 for multi-dSprites): the first `count` test images with at least one object: "images",
+      "reconstructions" `[count, H, W, C]`, "location_maps" `[count, H, W]` (1 at each inferred location, the
+      paper's white pixels on black), "sprites" `[count, M, s, s, C]` (f_sprite of each z_app, clipped to [0, 1];
+      only the first n̂ are objects), "num_objects" `[count]`.
+    - "prior" (Figure 2, left): `samples` images from p(z_loc | n) p(z_app | n) p(n) with the learned p(n);
+      "prior_num_objects" their n.
+    - "fixed_count" (Figure 9): `samples` images from the prior with p(n) = 1/2 on n = 4 and on n = 5 (needs M ≥ 5;
+      absent otherwise); "fixed_count_num_objects" their n.
+    - "swap" (Figure 3, top right): the first `count` test images with n̂ ≥ 2: "swap_original" (the
+      reconstruction) and "swap_swapped" (object i drawn at object i + 1's location, the last at the first's: the
+      sequence of z_loc rotated by one), `[count', H, W, C]`.
+    - "location_traversal" (Figure 3, left; Figure 8): the first 7-object test image's first object moved along
+      its row to `steps` columns evenly spaced over the canvas, everything else fixed: `[steps, H, W, C]`;
+      "location_traversal_image" the test image.
+    - "appearance_traversal" (Figure 3, bottom right): the first image of "swap" (else of "inference"), its first
+      object's z_app set to −3 … 3 (`steps` values) along one dimension per row, the other objects fixed:
+      `[rows, steps, H, W, C]`; the dimensions ("appearance_dimensions", up to 4) are those whose posterior means
+      vary most over the objects inferred in the first 100 test images (the paper picks its rows by eye).
+
+    Args:
+        model: a trained `LAVAE`.
+        test, test7: the 0–3-object and 7-object test splits (`MultiObjectData.load`: "images", "num_objects").
+        count, steps, samples: images per panel, traversal steps, prior samples.
+
+    Returns:
+        dict of numpy arrays, keys as above.
+    """
+    import tensorflow as tf
+
+    height, width = model.config.image_size
+    max_objects = model.config.max_objects
+
+    def mode(images):
+        out = model(tf.constant(images), training=False)
+        return {key: np.asarray(out[key]) for key in ("reconstruction", "num_objects", "locations", "appearance",
+                                                        "sprites")}
+
+    def generate(n, locations, appearance):
+        return np.asarray(model.generate(np.asarray(n, np.int32), np.asarray(locations, np.int32),
+                                         np.asarray(appearance, np.float32)))
+
+    examples = {}
+    with_objects = np.flatnonzero(test["num_objects"] > 0)[:count]
+    if not len(with_objects):  # a test set of empty images: show them anyway
+        with_objects = np.arange(min(count, len(test["images"])))
+    images = test["images"][with_objects]
+    out = mode(images)
+    maps = np.zeros(images.shape[:3], np.float32)
+    for b, (n, locations) in enumerate(zip(out["num_objects"], out["locations"])):
+        maps[b, locations[:n, 0], locations[:n, 1]] = 1.0
+    examples.update(images=images, reconstructions=out["reconstruction"], location_maps=maps,
+                    sprites=np.clip(out["sprites"], 0.0, 1.0), num_objects=out["num_objects"])
+
+    prior = model.sample_prior(samples)
+    examples.update(prior=np.asarray(prior["images"]), prior_num_objects=np.asarray(prior["num_objects"]))
+    if max_objects >= 5:
+        probs = np.zeros(max_objects + 1)
+        probs[[4, 5]] = 0.5
+        fixed = model.sample_prior(samples, num_objects_probs=probs)
+        examples.update(fixed_count=np.asarray(fixed["images"]),
+                        fixed_count_num_objects=np.asarray(fixed["num_objects"]))
+
+    first = test["images"][:100]
+    found = mode(first)
+    several = np.flatnonzero(found["num_objects"] >= 2)[:count]
+    if len(several):
+        n, locations, appearance = (found[key][several] for key in ("num_objects", "locations", "appearance"))
+        swapped = locations.copy()
+        for b, k in enumerate(n):
+            swapped[b, :k] = np.roll(locations[b, :k], -1, axis=0)
+        examples.update(swap_original=generate(n, locations, appearance),
+                        swap_swapped=generate(n, swapped, appearance))
+
+    seven = mode(test7["images"][:1])
+    if seven["num_objects"][0] >= 1:
+        columns = np.linspace(0, width - 1, steps).round().astype(np.int32)
+        locations = np.repeat(seven["locations"], steps, axis=0)
+        locations[:, 0, 1] = columns
+        examples.update(location_traversal=generate(np.repeat(seven["num_objects"], steps), locations,
+                                                    np.repeat(seven["appearance"], steps, axis=0)),
+                        location_traversal_image=test7["images"][0])
+
+    pick = several[:1] if len(several) else np.flatnonzero(found["num_objects"] >= 1)[:1]
+    if len(pick):
+        used = np.concatenate([a[:k] for a, k in zip(found["appearance"], found["num_objects"])])
+        dimensions = np.argsort(-used.std(axis=0))[:4]
+        values = np.linspace(-3.0, 3.0, steps, dtype=np.float32)
+        n, locations, appearance = (found[key][pick] for key in ("num_objects", "locations", "appearance"))
+        rows = []
+        for d in dimensions:
+            z = np.repeat(appearance, steps, axis=0)
+            z[:, 0, d] = values
+            rows.append(generate(np.repeat(n, steps), np.repeat(locations, steps, axis=0), z))
+        examples.update(appearance_traversal=np.stack(rows), appearance_dimensions=dimensions,
+                        appearance_values=values)
+    return examples
+
+
 def _pool_note(data: MultiObjectData, train: dict) -> str:
     if isinstance(data.scene, MultiDSpritesConfig):
         return data.name
@@ -313,7 +416,8 @@ def run_lavae(config: LAVAEExperiment, run_dir: str | Path | None = None) -> dic
         "best_step": result.best_step,
         "count_confusion": confusion,
         "setting": f"{data_name}, {train.steps} steps, best val bound at step {result.best_step}",
-        "examples": _examples(model, tests["test"], boxes),
+        "examples": dict(_examples(model, tests["test"], boxes),
+                         lavae=figure_examples(model, tests["test"], tests["test7"])),
     }
 
 
@@ -339,5 +443,7 @@ def run_beta_vae(config: BetaVAEExperiment, run_dir: str | Path | None = None) -
         "history": result.history,
         "best_step": result.best_step,
         "setting": f"{data_name}, {train.steps} steps, best val bound at step {result.best_step}; no objects",
-        "examples": _examples(model, tests["test"]),
+        "examples": dict(_examples(model, tests["test"]),
+                         beta_vae={"prior": np.asarray(model.sample_prior(16, *tests["test"]["images"].shape[1:3])
+                                                       ["images"])}),
     }

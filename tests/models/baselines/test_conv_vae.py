@@ -247,6 +247,20 @@ def test_bad_images_are_rejected(images, error, message):
         model.importance_log_weights(images, 2)
 
 
+def test_sample_prior_decodes_standard_normal_latents():
+    model = ConvVAE(TINY, seed=4)
+    samples = model.sample_prior(6, 16, 24)  # never called on images: sample_prior builds the model
+    z, images = samples["z"].numpy(), samples["images"].numpy()
+    assert z.shape == (6, 4, 6, 3) and images.shape == (6, 16, 24, 3)
+    np.testing.assert_allclose(images, tf.sigmoid(model.decode(z)).numpy(), rtol=1e-5, atol=1e-6)
+    assert stats.kstest(z.ravel(), "norm").pvalue > 1e-3  # z ~ N(0, I)
+    assert not np.allclose(images[0], images[1])  # different draws decode to different images
+    with pytest.raises(ValueError, match="height must be a positive multiple of 4"):
+        model.sample_prior(2, 18, 16)
+    with pytest.raises(ValueError, match="num_images must be an integer >= 1"):
+        model.sample_prior(0, 16, 16)
+
+
 def test_bad_arguments_are_rejected():
     model = ConvVAE(TINY, seed=1)
     with pytest.raises(ValueError, match="num_samples must be an integer >= 1; got 0"):

@@ -383,6 +383,69 @@ def test_sample_prior_follows_the_learned_count_prior():
     assert len({tuple(r) for r in locations[:, 0]}) > 10  # uniform over 256 locations: varied
 
 
+def test_sample_prior_with_a_given_count_distribution():
+    model = LAVAE(TINY, seed=12)
+    model(IMAGES)
+    samples = model.sample_prior(40, num_objects_probs=[0.0, 0.0, 2.0, 2.0])  # M = 3: n = 2 or 3, half each
+    n, locations = samples["num_objects"].numpy(), samples["locations"].numpy()
+    assert set(n.tolist()) == {2, 3} and 8 <= np.sum(n == 2) <= 32
+    np.testing.assert_array_equal(locations[..., 0] >= 0, np.arange(3)[None] < n[:, None])
+    for bad in ([0, 0, 1], [0, -1, 1, 1], [0, 0, 0, 0], [0, np.nan, 1, 1]):
+        with pytest.raises(ValueError, match=r"num_objects_probs must be \[M \+ 1\] = \[4\]"):
+            model.sample_prior(4, num_objects_probs=bad)
+    with pytest.raises(ValueError, match="num_images must be an integer >= 1"):
+        model.sample_prior(0)
+
+
+def test_objects_are_a_set_and_rotating_locations_is_rotating_appearances():
+    """Figure 3's object swap: rotating the z_loc sequence by one equals rotating the z_app sequence the other way
+    ("or equivalently", section 3.1), and permuting both together changes nothing."""
+    model = with_objects(LAVAE(TINY, seed=13), IMAGES, quantile=95.0)
+    out = model(IMAGES)
+    n, locations, appearance = (out[key].numpy() for key in ("num_objects", "locations", "appearance"))
+    assert np.any(n >= 2)
+    moved_loc, moved_app, both_loc, both_app = (a.copy() for a in (locations, appearance, locations, appearance))
+    for b, k in enumerate(n):
+        moved_loc[b, :k] = np.roll(locations[b, :k], -1, axis=0)  # object i drawn at object i + 1's location
+        moved_app[b, :k] = np.roll(appearance[b, :k], 1, axis=0)  # location j shows object j − 1
+        both_loc[b, :k], both_app[b, :k] = locations[b, :k][::-1], appearance[b, :k][::-1]
+    original = model.generate(n, locations, appearance).numpy()
+    swapped = model.generate(n, moved_loc, appearance).numpy()
+    np.testing.assert_allclose(swapped, model.generate(n, locations, moved_app).numpy(), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(model.generate(n, both_loc, both_app).numpy(), original, rtol=1e-5, atol=1e-6)
+    assert not np.allclose(swapped[n >= 2], original[n >= 2], atol=1e-4)
+
+
+def test_figure_examples_and_the_figures(tmp_path):
+    from tfobj import figures
+    from tfobj.experiments.lavae import figure_examples
+
+    model = with_objects(LAVAE(dataclasses.replace(TINY, max_objects=5), seed=14), IMAGES, quantile=95.0)
+    test = {"images": IMAGES, "num_objects": np.array([1, 0, 2, 3])}
+    out = {key: value.numpy() for key, value in model(IMAGES[[0, 2, 3]]).items()}
+    ex = figure_examples(model, test, {"images": IMAGES[1:2]}, count=3, steps=5, samples=6)
+    n = out["num_objects"]
+    np.testing.assert_array_equal(ex["num_objects"], n)  # the images with objects: 0, 2, 3
+    np.testing.assert_allclose(ex["reconstructions"], out["reconstruction"], rtol=1e-5, atol=1e-6)
+    np.testing.assert_array_equal(ex["location_maps"].sum(axis=(1, 2)), n)
+    assert ex["sprites"].shape == (3, 5, 5, 5, 1) and 0 <= ex["sprites"].min() and ex["sprites"].max() <= 1
+    assert ex["prior"].shape == (6, SIZE, SIZE, 1) and set(ex["fixed_count_num_objects"].tolist()) <= {4, 5}
+    assert ex["location_traversal"].shape == (5, SIZE, SIZE, 1)
+    assert not np.allclose(ex["location_traversal"][0], ex["location_traversal"][-1])  # the object moved
+    assert ex["appearance_traversal"].shape == (4, 5, SIZE, SIZE, 1) and len(ex["appearance_dimensions"]) == 4
+    several = np.flatnonzero(model(IMAGES)["num_objects"].numpy() >= 2)[:3]  # the first `count` with n̂ >= 2
+    assert len(several) >= 1
+    np.testing.assert_allclose(ex["swap_original"], model(IMAGES[several])["reconstruction"].numpy(), rtol=1e-5,
+                               atol=1e-6)
+    assert ex["swap_swapped"].shape == ex["swap_original"].shape
+    written = figures.plot_lavae_figures({"lavae": ex}, tmp_path, "tiny", "t")
+    written += figures.plot_lavae_figures({"beta_vae": {"prior": ex["prior"]}}, tmp_path, "vae", "t")
+    names = sorted(p.name for p in written)
+    assert names == ["tiny_disentanglement.png", "tiny_fixed_count.png", "tiny_inference.png", "tiny_samples.png",
+                     "vae_samples.png"]
+    assert all(p.stat().st_size > 1000 for p in written)
+
+
 def test_predict_objects_gives_the_first_n_objects():
     model = with_objects(LAVAE(TINY, seed=11), IMAGES)
     out = model(IMAGES)

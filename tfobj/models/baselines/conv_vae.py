@@ -53,6 +53,7 @@ import numbers
 from dataclasses import dataclass
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 from tfobj.config import from_dict
@@ -284,6 +285,31 @@ class ConvVAE(Annealing, SavesNoiseState, keras.Model):
         logits = self.decode(z, training=training)  # [B, H, W, C]
         return {"reconstruction": tf.sigmoid(logits), "logits": logits, "latent_mean": mean, "latent_std": std,
                 "z": z}
+
+    # === Generation ===
+    def sample_prior(self, num_images: int, height: int = 64, width: int = 64) -> dict:
+        """Draws from the prior (LAVAE's Figures 2, 4, 10, right): z ~ N(0, I) on the `[h, w, L]` latent map of a
+        `height` × `width` image, decoded in inference mode (batch-norm moving statistics).
+
+        Returns:
+            dict: "images" float32 `[N, height, width, C]` (the Bernoulli means), "z" float32 `[N, h, w, L]`.
+
+        Raises:
+            ValueError: `num_images` < 1, or a size that is not a positive multiple of `config.downsampling`.
+        """
+        c = self.config
+        if isinstance(num_images, bool) or not isinstance(num_images, (int, np.integer)) or num_images < 1:
+            raise ValueError(f"ConvVAE.sample_prior: num_images must be an integer >= 1; got {num_images!r}")
+        for name, size in (("height", height), ("width", width)):
+            if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or size < c.downsampling \
+                    or size % c.downsampling:
+                raise ValueError(f"ConvVAE.sample_prior: {name} must be a positive multiple of {c.downsampling} "
+                                 f"(the model's downsampling); got {size!r}")
+        if not self.built:
+            self.build((None, int(height), int(width), c.image_channels))
+        shape = [int(num_images), int(height) // c.downsampling, int(width) // c.downsampling, c.latent_channels]
+        z = keras.random.normal(shape, seed=self.seed_generator)
+        return {"images": tf.sigmoid(self.decode(z, training=False)), "z": z}
 
     # === Loss ===
     def loss_terms(self, images, outputs) -> dict:

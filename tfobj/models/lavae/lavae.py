@@ -538,16 +538,38 @@ class LAVAE(EvaluatesGroundTruth, Annealing, SavesNoiseState, keras.Model):
         _, canvas = self._render(appearance, num_objects, tf.cast(locations, tf.int32), None, height, width, False)
         return bernoulli_mean(canvas)
 
-    def sample_prior(self, num_images: int) -> dict:
+    def sample_prior(self, num_images: int, num_objects_probs=None) -> dict:
         """Draws from the prior (Figures 2, 4, 10): n ~ p(n), n distinct uniform locations (eq. 3), z_app ~ N(0, I).
+
+        Args:
+            num_images: N >= 1.
+            num_objects_probs: None (default): the learned p(n). Or `[M + 1]` non-negative weights of n = 0..M, used
+                instead of it after normalising (Figure 9: 0.5 on n = 4 and on n = 5).
 
         Returns:
             dict: "images" float32 `[N, H, W, C]` (the Bernoulli means), "num_objects" int32 `[N]`, "locations" int32
             `[N, M, 2]` (−1 after the n-th), "appearance" float32 `[N, M, L]`.
+
+        Raises:
+            ValueError: `num_images` < 1, or `num_objects_probs` not M + 1 finite non-negative weights with a
+                positive sum.
         """
         c = self.config
+        if isinstance(num_images, bool) or not isinstance(num_images, (int, np.integer)) or num_images < 1:
+            raise ValueError(f"LAVAE.sample_prior: num_images must be an integer >= 1; got {num_images!r}")
         height, width = c.image_size
-        logits = tf.tile(self.count_prior_log_probs()[None], [num_images, 1])  # [N, M + 1]
+        if num_objects_probs is None:
+            log_probs = self.count_prior_log_probs()  # [M + 1]
+        else:
+            weights = np.asarray(num_objects_probs, np.float64)
+            if weights.shape != (c.max_objects + 1,) or not np.all(np.isfinite(weights)) or np.any(weights < 0) \
+                    or not weights.sum() > 0:
+                raise ValueError(f"LAVAE.sample_prior: num_objects_probs must be [M + 1] = [{c.max_objects + 1}] "
+                                 f"finite non-negative weights of n = 0..M with a positive sum; got shape "
+                                 f"{weights.shape}: {np.array2string(weights, threshold=12)}")
+            with np.errstate(divide="ignore"):
+                log_probs = tf.constant(np.log(weights / weights.sum()), tf.float32)  # -inf where the weight is 0
+        logits = tf.tile(log_probs[None], [num_images, 1])  # [N, M + 1]
         n = tf.cast(keras.random.categorical(logits, 1, seed=self.seed_generator)[:, 0], tf.int32)
         n = tf.minimum(n, height * width)
         # Gumbel-max with equal logits: uniform draws without replacement (eq. 3).

@@ -268,24 +268,27 @@ def figure_examples(model, test: dict, test7: dict, count: int = 4, steps: int =
     test sets; `tfobj.figures.plot_lavae_figures` draws them. Posterior mode throughout (n̂, the n̂ most probable
     locations, the posterior means); every image is a Bernoulli mean (`LAVAE.generate`).
 
-    - "inference" (Figure 1; 5 for multi-dSprites): the first `count` test images with at least one object: "images",
+    Keys, by figure:
+
+    - Figure 1 (5 for multi-dSprites), the first `count` test images with at least one object: "images",
       "reconstructions" `[count, H, W, C]`, "location_maps" `[count, H, W]` (1 at each inferred location, the
       paper's white pixels on black), "sprites" `[count, M, s, s, C]` (f_sprite of each z_app, clipped to [0, 1];
       only the first n̂ are objects), "num_objects" `[count]`.
-    - "prior" (Figure 2, left): `samples` images from p(z_loc | n) p(z_app | n) p(n) with the learned p(n);
+    - Figure 2, left: "prior", `samples` images from p(z_loc | n) p(z_app | n) p(n) with the learned p(n);
       "prior_num_objects" their n.
-    - "fixed_count" (Figure 9): `samples` images from the prior with p(n) = 1/2 on n = 4 and on n = 5 (needs M ≥ 5;
+    - Figure 9: "fixed_count", `samples` images from the prior with p(n) = 1/2 on n = 4 and on n = 5 (needs M ≥ 5;
       absent otherwise); "fixed_count_num_objects" their n.
-    - "swap" (Figure 3, top right): the first `count` test images with n̂ ≥ 2: "swap_original" (the
+    - Figure 3, top right, the first `count` of the first 100 test images with n̂ ≥ 2: "swap_original" (the
       reconstruction) and "swap_swapped" (object i drawn at object i + 1's location, the last at the first's: the
       sequence of z_loc rotated by one), `[count', H, W, C]`.
-    - "location_traversal" (Figure 3, left; Figure 8): the first 7-object test image's first object moved along
-      its row to `steps` columns evenly spaced over the canvas, everything else fixed: `[steps, H, W, C]`;
+    - Figure 3, left (and 8): "location_traversal", the first 7-object test image's first object moved along its
+      row to `steps` columns evenly spaced over the canvas, everything else fixed: `[steps, H, W, C]`;
       "location_traversal_image" the test image.
-    - "appearance_traversal" (Figure 3, bottom right): the first image of "swap" (else of "inference"), its first
-      object's z_app set to −3 … 3 (`steps` values) along one dimension per row, the other objects fixed:
-      `[rows, steps, H, W, C]`; the dimensions ("appearance_dimensions", up to 4) are those whose posterior means
-      vary most over the objects inferred in the first 100 test images (the paper picks its rows by eye).
+    - Figure 3, bottom right: "appearance_traversal", the first swapped image (else the first of the 100 with an
+      object), its first object's z_app set to −3 … 3 ("appearance_values", `steps` values) along one dimension
+      per row, the other objects fixed: `[rows, steps, H, W, C]`; the dimensions ("appearance_dimensions", up to
+      4) are those whose posterior means vary most over the objects inferred in the first 100 test images (the
+      paper picks its rows by eye).
 
     Args:
         model: a trained `LAVAE`.

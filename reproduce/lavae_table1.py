@@ -97,6 +97,14 @@ def markdown_table(runs: dict, published: dict, header: str) -> str:
                     ours = summary([r["metrics"][metric] for r in results])
                     lines.append(f"| {paper['data']} | {paper['system']} | {metric} | {ours} "
                                  f"| {paper_cell(paper, metric)} | {paper['source']} |")
+    # Each run's setting names the data actually used (e.g. a multi-MNIST pool smaller than asked for) and the
+    # kept step; the minutes are the run's wall time (training, test bounds, figures).
+    lines += ["", "Runs (data as used, steps, kept weights; wall time):", ""]
+    for dataset, models in runs.items():
+        for model, results in models.items():
+            for seed, result in enumerate(results):
+                minutes = f"; {result['wall_seconds'] / 60:.1f} min" if "wall_seconds" in result else ""
+                lines.append(f"- {dataset}, {model}, seed {seed}: {result['setting']}{minutes}")
     return "\n".join(lines) + "\n"
 
 
@@ -112,7 +120,9 @@ def main(argv=None) -> dict:
             experiment = getattr(getattr(config, dataset), model)
             for seed in range(config.repeats):
                 logging.info("=== %s, %s, seed %d ===", dataset, model, seed)
+                run_start = time.time()
                 result = run(replace(experiment, train=replace(experiment.train, seed=seed)))
+                result["wall_seconds"] = time.time() - run_start  # data, training, test bounds, figures
                 examples = result.pop("examples")
                 if seed == 0:
                     figures.plot_detections(examples["images"], examples["true_boxes"], examples["pred_boxes"],

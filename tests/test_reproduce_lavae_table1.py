@@ -65,6 +65,19 @@ def test_summary_is_mean_and_sample_standard_deviation(script):
     assert script.summary([0.5]) == "0.500"
 
 
+def test_table_names_the_data_each_run_used(script):
+    from tfobj import cli
+
+    setting = "multi-MNIST-10k (pool of 4000 digits: the source is short), 1200 steps, best val bound at step 1000"
+    runs = {"multi_mnist_10k": {"lavae": [{"metrics": {"nll": 400.0, "count_accuracy": 0.99}, "setting": setting,
+                                           "wall_seconds": 690.0},
+                                          {"metrics": {"nll": 320.0, "count_accuracy": 1.0}, "setting": setting}]}}
+    table = script.markdown_table(runs, cli.published("lavae_table1"), "# header")
+    assert "| multi-MNIST-10k | LAVAE | nll | 360.000 ± 56.569 | 60.4 ± 2.8 | Table 1 |" in table
+    assert f"- multi_mnist_10k, lavae, seed 0: {setting}; 11.5 min" in table
+    assert f"- multi_mnist_10k, lavae, seed 1: {setting}\n" in table
+
+
 def test_check_resolves_the_quick_config_without_running(script, tmp_path, capsys):
     with pytest.raises(SystemExit) as stop:
         script.main(["--check", "--out", str(tmp_path), "--set", "multi_dsprites.lavae.train.steps=400",

@@ -98,7 +98,7 @@ def markdown_table(runs: dict, published: dict, header: str) -> str:
                     lines.append(f"| {paper['data']} | {paper['system']} | {metric} | {ours} "
                                  f"| {paper_cell(paper, metric)} | {paper['source']} |")
     # Each run's setting names the data actually used (e.g. a multi-MNIST pool smaller than asked for) and the
-    # kept step; the minutes are the run's wall time (training, test bounds, figures).
+    # kept step; the minutes are the run's wall time (data, training, test bounds, the figures' arrays).
     lines += ["", "Runs (data as used, steps, kept weights; wall time):", ""]
     for dataset, models in runs.items():
         for model, results in models.items():
@@ -122,7 +122,7 @@ def main(argv=None) -> dict:
                 logging.info("=== %s, %s, seed %d ===", dataset, model, seed)
                 run_start = time.time()
                 result = run(replace(experiment, train=replace(experiment.train, seed=seed)))
-                result["wall_seconds"] = time.time() - run_start  # data, training, test bounds, figures
+                result["wall_seconds"] = time.time() - run_start  # data, training, test bounds, figure arrays
                 examples = result.pop("examples")
                 if seed == 0:
                     figures.plot_detections(examples["images"], examples["true_boxes"], examples["pred_boxes"],

@@ -104,7 +104,8 @@ def main(argv=None) -> dict:
             figures.plot_detections(examples["images"], examples["true_boxes"], examples["pred_boxes"],
                                     args.out / f"{name}.png", title=title)
             figures.plot_tusk_figures(examples, args.out, name, title)  # TUSK's keypoints and prototypes
-            figures.plot_lavae_figures(examples, args.out, name, title)  # LAVAE's Figures 1-3, 9; the β-VAE's samples
+            # LAVAE's Figures 1-3, 9 and the β-VAE's samples (not all of test images: no ", test")
+            figures.plot_lavae_figures(examples, args.out, name, f"{name} ({result['setting']})")
         results[name] = result
 
     header = f"# tfobj table 1 ({args.mode} mode)\n" + cli.quick_header(args.mode, config, full, only=args.only)

@@ -131,3 +131,4 @@ def test_table1_rows_run_on_tiny_settings(load_script, tmp_path, monkeypatch, ca
     rows = record["rows"]
     assert set(rows["lavae"]["metrics"]) == {"nll", "count_accuracy", "nll_7", "count_accuracy_7"}
     assert (out / "lavae.png").stat().st_size > 1000 and (out / "beta_vae.png").stat().st_size > 1000
+    assert (out / "lavae_inference.png").stat().st_size > 1000 and (out / "beta_vae_samples.png").stat().st_size > 1000

@@ -510,6 +510,7 @@ def _show(ax, image, label: str = "", size: int = 7):
 def _image_grid(images, path, title: str, labels=None, columns: int = 8) -> Path:
     """`images` `[N, H, W, C]` as a grid of `columns`, each tile titled with `labels[i]` if given."""
     plt = _pyplot()
+    columns = max(1, min(columns, len(images)))
     rows = -(-len(images) // columns)
     fig, axes = plt.subplots(rows, columns, figsize=(1.1 * columns + 0.3, 1.2 * rows + 0.8), squeeze=False,
                              layout="constrained")
@@ -534,8 +535,9 @@ def plot_lavae_figures(examples: dict, directory: str | Path, name: str, title: 
     - `<name>_disentanglement.png` (Figure 3): a location traversal on a 7-object image, object swaps (original
       reconstruction above, swapped below), appearance traversals along one latent dimension per row.
 
-    Returns the paths written (none if `examples` has neither key). Panels whose arrays are missing (no image
-    with two objects found, M < 5) are left out.
+    Returns the paths written (none if `examples` has neither key). Panels whose arrays are missing
+    (`figure_examples` leaves them out when M < 5, no image has n̂ ≥ 2, n̂ = 0 on the 7-object image, or no object
+    is found at all) are left out, and a figure with no panel is not written.
     """
     directory, written = Path(directory), []
     if "beta_vae" in examples:
@@ -574,7 +576,7 @@ def plot_lavae_figures(examples: dict, directory: str | Path, name: str, title: 
                                    f"{title}: samples from the prior with p(n) = 1/2 on n = 4 and n = 5",
                                    labels=[f"n = {n}" for n in lv["fixed_count_num_objects"]]))
 
-    rows = []  # (label, images)
+    rows = []  # (label, the row's images)
     if "location_traversal" in lv:
         rows.append(("7-object test image; object 1's location moved along its row",
                      [lv["location_traversal_image"]] + list(lv["location_traversal"])))
@@ -586,13 +588,13 @@ def plot_lavae_figures(examples: dict, directory: str | Path, name: str, title: 
         for d, traversal in zip(lv["appearance_dimensions"], lv["appearance_traversal"]):
             rows.append((f"object 1's z_app[{d}] = {values[0]:g} … {values[-1]:g}", list(traversal)))
     if rows:
-        columns = max(len(images) for _, images in rows)
+        columns = max(len(row_images) for _, row_images in rows)
         fig = plt.figure(figsize=(1.1 * columns + 0.3, 1.4 * len(rows) + 0.8), layout="constrained")
-        for (label, images), panel in zip(rows, np.atleast_1d(fig.subfigures(len(rows), 1))):
+        for (label, row_images), panel in zip(rows, np.atleast_1d(fig.subfigures(len(rows), 1))):
             axes = panel.subplots(1, columns, squeeze=False)[0]
             for ax in axes:
                 ax.set_axis_off()
-            for ax, image in zip(axes, images):
+            for ax, image in zip(axes, row_images):
                 ax.set_axis_on()
                 _show(ax, image)
             panel.suptitle(label, fontsize=7, x=0.01, ha="left")

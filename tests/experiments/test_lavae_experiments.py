@@ -122,10 +122,15 @@ def test_runs_end_to_end_on_tiny_settings(tmp_path, monkeypatch):
     assert len(examples["true_boxes"]) == len(examples["pred_boxes"]) == 3
     assert all(np.all(b[:, [1, 3]] <= 64 / 130 + 1e-6) for b in examples["true_boxes"] + examples["pred_boxes"])
     assert "multi-MNIST-1k, 2 steps" in result["setting"]
+    figure = examples["lavae"]  # figure_examples' arrays (M = 7: the fixed-count panel exists)
+    assert figure["prior"].shape == figure["fixed_count"].shape == (16, 64, 64, 1)
+    assert figure["images"].shape[1:] == (64, 64, 1) and figure["location_maps"].shape[1:] == (64, 64)
+    assert figure["sprites"].shape[1:] == (7, TINY_LAVAE.sprite_size, TINY_LAVAE.sprite_size, 1)
 
     baseline = lavae.run_beta_vae(lavae.BetaVAEExperiment(model=TINY_VAE, data=TINY_DATA, train=TINY_TRAIN))
     assert set(baseline["metrics"]) == {"nll", "nll_7"} and 0 < baseline["metrics"]["nll"] < 1e5
     assert all(len(b) == 0 for b in baseline["examples"]["pred_boxes"])
+    assert baseline["examples"]["beta_vae"]["prior"].shape == (16, 64, 64, 1)
 
 
 def _fewer_samples(bound):

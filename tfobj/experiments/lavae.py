@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import numbers
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -265,12 +266,15 @@ def _examples(model, test: dict, pred_boxes=None, count: int = 8) -> dict:
 
 def figure_examples(model, test: dict, test7: dict, count: int = 4, steps: int = 7, samples: int = 16) -> dict:
     """What LAVAE's qualitative figures show (the paper's Figures 1–3 and 9), computed from a trained `model` on the
-    test sets; `tfobj.figures.plot_lavae_figures` draws them. Posterior mode throughout (n̂, the n̂ most probable
-    locations, the posterior means); every image is a Bernoulli mean (`LAVAE.generate`).
+    test sets; `tfobj.figures.plot_lavae_figures` draws them. The inference panels use the posterior mode (n̂, the
+    n̂ most probable locations, the posterior means); every image is a Bernoulli mean (`LAVAE.generate`).
 
-    Keys, by figure:
+    Keys, by figure (a panel the model's outputs cannot fill is left out: "fixed_count*" when M < 5, "swap_*"
+    when no image has n̂ ≥ 2, "location_traversal*" when n̂ = 0 on the 7-object image, "appearance_*" when no
+    object is found in the first 100 test images):
 
-    - Figure 1 (5 for multi-dSprites), the first `count` test images with at least one object: "images",
+    - Figure 1 (5 for multi-dSprites), the first `count` test images with at least one object (the first `count`
+      images if none has one): "images",
       "reconstructions" `[count, H, W, C]`, "location_maps" `[count, H, W]` (1 at each inferred location, the
       paper's white pixels on black), "sprites" `[count, M, s, s, C]` (f_sprite of each z_app, clipped to [0, 1];
       only the first n̂ are objects), "num_objects" `[count]`.
@@ -293,12 +297,22 @@ def figure_examples(model, test: dict, test7: dict, count: int = 4, steps: int =
     Args:
         model: a trained `LAVAE`.
         test, test7: the 0–3-object and 7-object test splits (`MultiObjectData.load`: "images", "num_objects").
-        count, steps, samples: images per panel, traversal steps, prior samples.
+        count, steps, samples: images per panel, traversal steps, prior samples (integers >= 1).
 
     Returns:
         dict of numpy arrays, keys as above.
+
+    Raises:
+        ValueError: `count`, `steps` or `samples` not an integer >= 1, or an empty test set.
     """
     import tensorflow as tf
+
+    for name, value in (("count", count), ("steps", steps), ("samples", samples)):
+        if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+            raise ValueError(f"figure_examples: {name} must be an integer >= 1; got {value!r}")
+    for name, split in (("test", test), ("test7", test7)):
+        if len(split["images"]) == 0:
+            raise ValueError(f"figure_examples: {name}['images'] is empty; the figures need at least one image")
 
     height, width = model.config.image_size
     max_objects = model.config.max_objects
@@ -394,7 +408,8 @@ def run_lavae(config: LAVAEExperiment, run_dir: str | Path | None = None) -> dic
         dict with "metrics" (nll, count_accuracy on the 0–3-object test set; nll_7, count_accuracy_7 on the
         7-object one), "history" (per evaluation period), "best_step", "count_confusion" (per test set,
         `count_confusion`'s table of true n against n̂), "setting" and "examples" (test images with the true boxes
-        and the s × s boxes of the inferred sprites).
+        and the s × s boxes of the inferred sprites; under "lavae", `figure_examples`' arrays for the paper's
+        Figures 1–3 and 9).
     """
     from tfobj.models.lavae.lavae import LAVAE
     from tfobj.training.precision import dtype_policy
@@ -429,7 +444,8 @@ def run_beta_vae(config: BetaVAEExperiment, run_dir: str | Path | None = None) -
 
     Returns:
         dict with "metrics" (nll on the 0–3-object test set, nll_7 on the 7-object one), "history", "best_step",
-        "setting" and "examples" (test images | reconstructions, with the true boxes; the baseline finds no objects).
+        "setting" and "examples" (test images | reconstructions, with the true boxes; the baseline finds no objects;
+        under "beta_vae", {"prior": 16 images `[16, H, W, C]` from z ~ N(0, I)}, Figure 2's right half).
     """
     from tfobj.models.baselines.conv_vae import ConvVAE
     from tfobj.training.precision import dtype_policy

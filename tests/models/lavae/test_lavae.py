@@ -433,11 +433,24 @@ def test_figure_examples_and_the_figures(tmp_path):
     assert ex["location_traversal"].shape == (5, SIZE, SIZE, 1)
     assert not np.allclose(ex["location_traversal"][0], ex["location_traversal"][-1])  # the object moved
     assert ex["appearance_traversal"].shape == (4, 5, SIZE, SIZE, 1) and len(ex["appearance_dimensions"]) == 4
-    several = np.flatnonzero(model(IMAGES)["num_objects"].numpy() >= 2)[:3]  # the first `count` with n̂ >= 2
+    n_all = model(IMAGES)["num_objects"].numpy()
+    several = np.flatnonzero(n_all >= 2)[:3]  # the first `count` with n̂ >= 2
     assert len(several) >= 1
     np.testing.assert_allclose(ex["swap_original"], model(IMAGES[several])["reconstruction"].numpy(), rtol=1e-5,
                                atol=1e-6)
-    assert ex["swap_swapped"].shape == ex["swap_original"].shape
+    found = {key: value.numpy()[several] for key, value in model(IMAGES).items()}
+    rotated = found["appearance"].copy()  # the swap = each image's appearances rotated the other way
+    for b, k in enumerate(found["num_objects"]):
+        rotated[b, :k] = np.roll(found["appearance"][b, :k], 1, axis=0)
+    np.testing.assert_allclose(ex["swap_swapped"], model.generate(found["num_objects"], found["locations"],
+                                                                  rotated).numpy(), rtol=1e-5, atol=1e-6)
+    objects = np.concatenate([a[:k] for a, k in zip(model(IMAGES)["appearance"].numpy(), n_all)])
+    np.testing.assert_array_equal(ex["appearance_dimensions"], np.argsort(-objects.std(axis=0))[:4])
+    assert all(not np.allclose(row[0], row[-1]) for row in ex["appearance_traversal"])  # each row changes
+    for bad, message in ((dict(steps=0), "steps must be an integer >= 1"), (dict(count=1.5), "count must be"),
+                         (dict(test7={"images": IMAGES[:0]}), r"test7\['images'\] is empty")):
+        with pytest.raises(ValueError, match=message):
+            figure_examples(model, test, **dict(dict(test7={"images": IMAGES[1:2]}), **bad))
     written = figures.plot_lavae_figures({"lavae": ex}, tmp_path, "tiny", "t")
     written += figures.plot_lavae_figures({"beta_vae": {"prior": ex["prior"]}}, tmp_path, "vae", "t")
     names = sorted(p.name for p in written)

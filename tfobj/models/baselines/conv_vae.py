@@ -53,7 +53,6 @@ import numbers
 from dataclasses import dataclass
 
 import keras
-import numpy as np
 import tensorflow as tf
 
 from tfobj.config import from_dict
@@ -291,6 +290,10 @@ class ConvVAE(Annealing, SavesNoiseState, keras.Model):
         """Draws from the prior (LAVAE's Figures 2, 4, 10, right): z ~ N(0, I) on the `[h, w, L]` latent map of a
         `height` × `width` image, decoded in inference mode (batch-norm moving statistics).
 
+        Args:
+            num_images: N >= 1.
+            height, width: the image size, positive multiples of `config.downsampling` (the paper's 64 × 64).
+
         Returns:
             dict: "images" float32 `[N, height, width, C]` (the Bernoulli means), "z" float32 `[N, h, w, L]`.
 
@@ -298,10 +301,10 @@ class ConvVAE(Annealing, SavesNoiseState, keras.Model):
             ValueError: `num_images` < 1, or a size that is not a positive multiple of `config.downsampling`.
         """
         c = self.config
-        if isinstance(num_images, bool) or not isinstance(num_images, (int, np.integer)) or num_images < 1:
+        if isinstance(num_images, bool) or not isinstance(num_images, numbers.Integral) or num_images < 1:
             raise ValueError(f"ConvVAE.sample_prior: num_images must be an integer >= 1; got {num_images!r}")
         for name, size in (("height", height), ("width", width)):
-            if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or size < c.downsampling \
+            if isinstance(size, bool) or not isinstance(size, numbers.Integral) or size < c.downsampling \
                     or size % c.downsampling:
                 raise ValueError(f"ConvVAE.sample_prior: {name} must be a positive multiple of {c.downsampling} "
                                  f"(the model's downsampling); got {size!r}")

@@ -555,7 +555,7 @@ class LAVAE(EvaluatesGroundTruth, Annealing, SavesNoiseState, keras.Model):
                 positive sum.
         """
         c = self.config
-        if isinstance(num_images, bool) or not isinstance(num_images, (int, np.integer)) or num_images < 1:
+        if isinstance(num_images, bool) or not isinstance(num_images, numbers.Integral) or num_images < 1:
             raise ValueError(f"LAVAE.sample_prior: num_images must be an integer >= 1; got {num_images!r}")
         height, width = c.image_size
         if num_objects_probs is None:

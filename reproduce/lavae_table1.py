@@ -5,10 +5,11 @@ deviation over training seeds, beside the published numbers.
     python reproduce/lavae_table1.py                          # quick mode: CPU, cut-down models and runs (it says what)
     python reproduce/lavae_table1.py --mode full              # the paper's sizes and schedules (GPU, days)
     python reproduce/lavae_table1.py --only multi_mnist_1k --set repeats=1
+    python reproduce/lavae_table1.py --only multi_mnist_1k --set repeats=1 --set first_seed=1   # seed 1 alone
 
 Writes <out>/lavae_table1.md, <out>/results.json (resolved config, command, git commit, versions, wall time, every
 run's metrics), one PNG per data set and model (test images | reconstructions, true and inferred boxes) and, from
-seed 0, the paper's qualitative figures (`tfobj.figures.plot_lavae_figures`: <data set>_lavae_inference.png,
+the first seed, the paper's qualitative figures (`tfobj.figures.plot_lavae_figures`: <data set>_lavae_inference.png,
 _samples.png, _fixed_count.png, _disentanglement.png; <data set>_beta_vae_samples.png).
 Published numbers: reproduce/published.toml [lavae_table1.*]; docs/lavae.md and docs/reproducing.md.
 """
@@ -57,6 +58,7 @@ class LAVAETable1Config:
     """Full mode = the paper's protocol (appendix B models and schedules, 190k/10k/10k images per data set)."""
 
     repeats: int = 5  # not in the paper ("across all tested random seeds"): training seeds 0 .. repeats − 1
+    first_seed: int = 0  # tfobj's: seeds first_seed .. first_seed + repeats − 1 (to split a column's seeds over runs)
     multi_mnist_1k: Column = column(MultiMNISTConfig(pool_size=1000), LAVAEConfig(), ConvVAEConfig())
     multi_mnist_10k: Column = column(MultiMNISTConfig(pool_size=10000), LAVAEConfig(), ConvVAEConfig())
     multi_dsprites: Column = column(MultiDSpritesConfig(), LAVAEConfig.preset("multi_dsprites"),
@@ -65,6 +67,8 @@ class LAVAETable1Config:
     def __post_init__(self):
         if isinstance(self.repeats, bool) or not isinstance(self.repeats, int) or self.repeats < 1:
             raise ValueError(f"repeats must be an integer >= 1; got {self.repeats!r}")
+        if isinstance(self.first_seed, bool) or not isinstance(self.first_seed, int) or self.first_seed < 0:
+            raise ValueError(f"first_seed must be an integer >= 0; got {self.first_seed!r}")
 
 
 DATASETS = ("multi_mnist_1k", "multi_mnist_10k", "multi_dsprites")
@@ -102,7 +106,8 @@ def markdown_table(runs: dict, published: dict, header: str) -> str:
     lines += ["", "Runs (data as used, steps, kept weights; wall time):", ""]
     for dataset, models in runs.items():
         for model, results in models.items():
-            for seed, result in enumerate(results):
+            for index, result in enumerate(results):
+                seed = result.get("seed", index)
                 minutes = f"; {result['wall_seconds'] / 60:.1f} min" if "wall_seconds" in result else ""
                 lines.append(f"- {dataset}, {model}, seed {seed}: {result['setting']}{minutes}")
     return "\n".join(lines) + "\n"
@@ -118,20 +123,24 @@ def main(argv=None) -> dict:
         runs[dataset] = {}
         for model, run in MODELS.items():
             experiment = getattr(getattr(config, dataset), model)
-            for seed in range(config.repeats):
+            seeds = range(config.first_seed, config.first_seed + config.repeats)
+            for seed in seeds:
                 logging.info("=== %s, %s, seed %d ===", dataset, model, seed)
                 run_start = time.time()
                 result = run(replace(experiment, train=replace(experiment.train, seed=seed)))
                 result["wall_seconds"] = time.time() - run_start  # data, training, test bounds, figure arrays
+                result["seed"] = seed
                 examples = result.pop("examples")
-                if seed == 0:
+                if seed == seeds[0]:
                     figures.plot_detections(examples["images"], examples["true_boxes"], examples["pred_boxes"],
                                             args.out / f"{dataset}_{model}.png",
                                             title=f"{dataset}, {model} ({result['setting']}), test")
                     figures.plot_lavae_figures(examples, args.out, f"{dataset}_{model}",
                                                f"{dataset}, {model} ({result['setting']})")
                 runs[dataset].setdefault(model, []).append(result)
-    header = (f"# LAVAE Table 1 ({args.mode} mode, {config.repeats} seed(s))\n"
+    seeds = f"seed {config.first_seed}" if config.repeats == 1 else (
+        f"seeds {config.first_seed}-{config.first_seed + config.repeats - 1}")
+    header = (f"# LAVAE Table 1 ({args.mode} mode, {seeds})\n"
               + cli.quick_header(args.mode, config, full))
     table = markdown_table(runs, published, header)
     print(table)

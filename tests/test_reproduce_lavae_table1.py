@@ -76,6 +76,15 @@ def test_table_names_the_data_each_run_used(script):
     assert "| multi-MNIST-10k | LAVAE | nll | 360.000 ± 56.569 | 60.4 ± 2.8 | Table 1 |" in table
     assert f"- multi_mnist_10k, lavae, seed 0: {setting}; 11.5 min" in table
     assert f"- multi_mnist_10k, lavae, seed 1: {setting}\n" in table
+    runs["multi_mnist_10k"]["lavae"] = [dict(runs["multi_mnist_10k"]["lavae"][0], seed=3)]  # a run of first_seed=3
+    assert f"- multi_mnist_10k, lavae, seed 3: {setting}; 11.5 min" in script.markdown_table(runs, cli.published("lavae_table1"), "#")
+
+
+def test_first_seed_must_be_a_nonnegative_integer(script):
+    assert script.LAVAETable1Config(first_seed=2).first_seed == 2
+    for bad in (-1, 1.5, True):
+        with pytest.raises(ValueError, match="first_seed must be an integer >= 0"):
+            script.LAVAETable1Config(first_seed=bad)
 
 
 def test_check_resolves_the_quick_config_without_running(script, tmp_path, capsys):

@@ -138,9 +138,9 @@ def main(argv=None) -> dict:
                     figures.plot_lavae_figures(examples, args.out, f"{dataset}_{model}",
                                                f"{dataset}, {model} ({result['setting']})")
                 runs[dataset].setdefault(model, []).append(result)
-    seeds = f"seed {config.first_seed}" if config.repeats == 1 else (
+    seed_text = f"seed {config.first_seed}" if config.repeats == 1 else (
         f"seeds {config.first_seed}-{config.first_seed + config.repeats - 1}")
-    header = (f"# LAVAE Table 1 ({args.mode} mode, {seeds})\n"
+    header = (f"# LAVAE Table 1 ({args.mode} mode, {seed_text})\n"
               + cli.quick_header(args.mode, config, full))
     table = markdown_table(runs, published, header)
     print(table)

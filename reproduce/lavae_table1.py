@@ -5,7 +5,8 @@ deviation over training seeds, beside the published numbers.
     python reproduce/lavae_table1.py                          # quick mode: CPU, cut-down models and runs (it says what)
     python reproduce/lavae_table1.py --mode full              # the paper's sizes and schedules (GPU, days)
     python reproduce/lavae_table1.py --only multi_mnist_1k --set repeats=1
-    python reproduce/lavae_table1.py --only multi_mnist_1k --set repeats=1 --set first_seed=1   # seed 1 alone
+    python reproduce/lavae_table1.py --only multi_mnist_1k --set repeats=1 --set first_seed=1 \
+        --out results/lavae_table1/quick_seed1   # seed 1 alone, beside seed 0's results (not over them)
 
 Writes <out>/lavae_table1.md, <out>/results.json (resolved config, command, git commit, versions, wall time, every
 run's metrics), one PNG per data set and model (test images | reconstructions, true and inferred boxes) and, from
@@ -57,7 +58,7 @@ def column(scene, lavae_model: LAVAEConfig, vae_model: ConvVAEConfig):
 class LAVAETable1Config:
     """Full mode = the paper's protocol (appendix B models and schedules, 190k/10k/10k images per data set)."""
 
-    repeats: int = 5  # not in the paper ("across all tested random seeds"): training seeds 0 .. repeats − 1
+    repeats: int = 5  # not in the paper ("across all tested random seeds"): how many training seeds
     first_seed: int = 0  # tfobj's: seeds first_seed .. first_seed + repeats − 1 (to split a column's seeds over runs)
     multi_mnist_1k: Column = column(MultiMNISTConfig(pool_size=1000), LAVAEConfig(), ConvVAEConfig())
     multi_mnist_10k: Column = column(MultiMNISTConfig(pool_size=10000), LAVAEConfig(), ConvVAEConfig())

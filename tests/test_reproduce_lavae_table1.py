@@ -87,6 +87,28 @@ def test_first_seed_must_be_a_nonnegative_integer(script):
             script.LAVAETable1Config(first_seed=bad)
 
 
+def test_main_trains_seeds_first_seed_onwards_and_names_them(script, tmp_path, monkeypatch, capsys):
+    """main's seed loop without training: fake runs record the seed each experiment was given."""
+    given = []
+
+    def fake_run(experiment):
+        given.append(experiment.train.seed)
+        return {"metrics": {"nll": float(experiment.train.seed)}, "setting": "fake",
+                "examples": dict.fromkeys(("images", "true_boxes", "pred_boxes"))}
+
+    monkeypatch.setattr(script, "MODELS", {"lavae": fake_run, "beta_vae": fake_run})
+    monkeypatch.setattr(script.figures, "plot_detections", lambda *args, **kwargs: None)
+    monkeypatch.setattr(script.figures, "plot_lavae_figures", lambda *args, **kwargs: None)
+    record = script.main(["--only", "multi_dsprites", "--out", str(tmp_path), "--set", "repeats=2",
+                          "--set", "first_seed=2"])
+    assert given == [2, 3, 2, 3]  # LAVAE's seeds, then the beta-VAE's
+    runs = record["runs"]["multi_dsprites"]
+    assert [r["seed"] for r in runs["lavae"]] == [r["seed"] for r in runs["beta_vae"]] == [2, 3]
+    printed = capsys.readouterr().out
+    assert "(quick mode, seeds 2-3)" in printed and "- multi_dsprites, lavae, seed 3: fake" in printed
+    assert "| multi-dSprites | LAVAE | nll | 2.500 ± 0.707 |" in printed
+
+
 def test_check_resolves_the_quick_config_without_running(script, tmp_path, capsys):
     with pytest.raises(SystemExit) as stop:
         script.main(["--check", "--out", str(tmp_path), "--set", "multi_dsprites.lavae.train.steps=400",
@@ -121,7 +143,7 @@ def test_tiny_run_writes_table_results_and_figures(script, tmp_path, monkeypatch
     assert set(runs["beta_vae"][1]["metrics"]) == {"nll", "nll_7"}
     assert (out / "multi_dsprites_lavae.png").stat().st_size > 1000
     assert (out / "multi_dsprites_beta_vae.png").stat().st_size > 1000
-    for figure in ("lavae_inference", "lavae_samples", "lavae_fixed_count", "beta_vae_samples"):  # seed 0's
+    for figure in ("lavae_inference", "lavae_samples", "lavae_fixed_count", "beta_vae_samples"):  # the first seed's
         assert (out / f"multi_dsprites_{figure}.png").stat().st_size > 1000
 
 

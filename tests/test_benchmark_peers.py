@@ -39,3 +39,30 @@ def test_table_medians_and_ratios_to_the_fastest_training_peer(monkeypatch, caps
 def test_malformed_peer_is_refused():
     with pytest.raises(SystemExit):
         spair_peers.main(["--peer", "no-command-here"])
+
+
+def test_stat_max_takes_each_entrys_best_round(monkeypatch, capsys, tmp_path):
+    """Stand-ins whose rates change from round to round (a counter file per entry): the median and the best round
+    over three rounds, each entry on its own."""
+    def script(name, trains):
+        path, counter = tmp_path / f"{name}.py", tmp_path / f"{name}.count"
+        path.write_text(
+            "import json, pathlib\n"
+            f"c = pathlib.Path({str(counter)!r})\n"
+            "i = int(c.read_text()) if c.exists() else 0\n"
+            "c.write_text(str(i + 1))\n"
+            f"t = {trains!r}[i]\n"
+            "print(json.dumps({'train_img_s': t, 'infer_img_s': 2 * t, 'peak_rss_mib': 100 + i}))\n")
+        return [sys.executable, str(path)]
+
+    for stat, expected in (("median", ("| tfobj SPAIR | 200.0 | 400.0 | 102 | 2.00x |", "| peer | 100.0 | 200.0 | 102 |")),
+                           ("max", ("| tfobj SPAIR | 240.0 | 480.0 | 102 | 1.60x |", "| peer | 150.0 | 300.0 | 102 |"))):
+        for counter in tmp_path.glob("*.count"):
+            counter.unlink()
+        monkeypatch.setattr(spair_peers, "tfobj_command", lambda *a, **k: script("tfobj", [240, 160, 200]))
+        peer = script("peer", [100, 150, 60])
+        spair_peers.main(["--rounds", "3", "--stat", stat, "--peer", "peer=" + " ".join(peer)])
+        table = capsys.readouterr().out
+        assert ("median of 3" if stat == "median" else "best of 3") in table
+        for row in expected:
+            assert row in table, table

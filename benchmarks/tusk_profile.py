@@ -1,9 +1,9 @@
 """Where TUSK's training step spends its time: TensorFlow's profiler over the step `fit` runs.
 
-    python benchmarks/tusk_profile.py [--preset tetrominoes] [--size 40] [--batch 8] [--kernel-size 9]
+    python benchmarks/tusk_profile.py [--preset tetrominoes] [--size 40] [--batch 8] [--kernel-size 15]
                                       [--steps 3] [--warmup 2] [--top 15] [--logdir DIR]
 
-Defaults: table 1's quick Tetrominoes run (configs/table1.toml, `tusk_tetrominoes.*`: 40×40 input, NMS window 9,
+Defaults: table 1's quick Tetrominoes run (configs/table1.toml, `tusk_tetrominoes.*`: 40×40 input, NMS window 15,
 batch 8 images = 16 warped images per step). `--preset mnist --size 80 --batch 4 --kernel-size 13` is
 benchmarks/tusk.py's MNIST row. Builds `TUSK(preset, seed=0)` with the preset's optimizer, runs Keras' own
 `train_function` (the step `fit` runs: `TUSK.train_step`) to warm up, times `--steps` unprofiled steps, then
@@ -124,7 +124,7 @@ def main(argv=None):
     parser.add_argument("--preset", default="tetrominoes")
     parser.add_argument("--size", type=int, default=40)
     parser.add_argument("--batch", type=int, default=8)
-    parser.add_argument("--kernel-size", type=int, default=9, help="NMS / soft-argmax window (quick: 9)")
+    parser.add_argument("--kernel-size", type=int, default=15, help="NMS / soft-argmax window (quick: 15)")
     parser.add_argument("--steps", type=int, default=3)
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--top", type=int, default=15)
